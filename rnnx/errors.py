@@ -1,0 +1,27 @@
+"""The error hierarchy: every expected failure is an RnnxError, caught once by the CLI."""
+
+from __future__ import annotations
+
+
+class RnnxError(Exception):
+    """A problem the user can fix; its message is one line naming the file, input or option."""
+
+
+class CheckpointError(RnnxError):
+    """The checkpoint is missing, unreadable, ambiguous or does not match the model."""
+
+
+class UnsupportedModelError(RnnxError):
+    """The module contains something rnnx cannot export."""
+
+
+class ExportError(RnnxError):
+    """Exporting failed for a supported model (a bug or an environment problem)."""
+
+
+class InputError(RnnxError):
+    """An input given to a model or runtime does not match what it expects."""
+
+
+class VerificationError(RnnxError):
+    """An exported artifact does not compute what eager PyTorch computes."""
