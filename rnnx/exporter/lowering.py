@@ -27,26 +27,54 @@ from rnnx.exporter.weights import native_op_weights
 _ACTIVATION = {"RNN_TANH": "Tanh", "RNN_RELU": "Relu"}
 
 
-def lstm_to_onnx(x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch_first,
-                 has_biases, proj_size):  # fmt: skip
+def lstm_to_onnx(
+    x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch_first, has_biases, proj_size
+):
     out, (h_n, c_n) = _lower_stack(
-        "LSTM", x, (h0, c0), weights, hidden_size, num_layers, bidirectional, batch_first,
-        has_biases, proj_size,
-    )  # fmt: skip
+        "LSTM",
+        x,
+        (h0, c0),
+        weights,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        batch_first,
+        has_biases,
+        proj_size,
+    )
     return out, h_n, c_n
 
 
-def rnn_to_onnx(x, h0, weights, mode, hidden_size, num_layers, bidirectional, batch_first,
-                has_biases):  # fmt: skip
+def rnn_to_onnx(
+    x, h0, weights, mode, hidden_size, num_layers, bidirectional, batch_first, has_biases
+):
     out, (h_n,) = _lower_stack(
-        mode, x, (h0,), weights, hidden_size, num_layers, bidirectional, batch_first,
-        has_biases, 0,
-    )  # fmt: skip
+        mode,
+        x,
+        (h0,),
+        weights,
+        hidden_size,
+        num_layers,
+        bidirectional,
+        batch_first,
+        has_biases,
+        0,
+    )
     return out, h_n
 
 
-def _lower_stack(kind, x, states, weights, hidden_size, num_layers, bidirectional, batch_first,
-                 has_biases, proj_size):  # fmt: skip
+def _lower_stack(
+    kind,
+    x,
+    states,
+    weights,
+    hidden_size,
+    num_layers,
+    bidirectional,
+    batch_first,
+    has_biases,
+    proj_size,
+):
     directions = 2 if bidirectional else 1
     per_direction = 2 + 2 * has_biases + bool(proj_size)  # nn.RNNBase._flat_weights layout
     if batch_first:
@@ -84,16 +112,29 @@ def _native_layer(kind, x, initial, by_direction, hidden_size, has_biases):
     elif kind == "GRU":
         # PyTorch applies the reset gate after the recurrent matmul: linear_before_reset=1.
         y, h_n = op.GRU(
-            x, w, r, b, None, initial[0],
-            direction=direction, hidden_size=hidden_size, linear_before_reset=1,
-        )  # fmt: skip
+            x,
+            w,
+            r,
+            b,
+            None,
+            initial[0],
+            direction=direction,
+            hidden_size=hidden_size,
+            linear_before_reset=1,
+        )
         finals = (h_n,)
     else:
         y, h_n = op.RNN(
-            x, w, r, b, None, initial[0],
-            direction=direction, hidden_size=hidden_size,
+            x,
+            w,
+            r,
+            b,
+            None,
+            initial[0],
+            direction=direction,
+            hidden_size=hidden_size,
             activations=[_ACTIVATION[kind]] * len(by_direction),
-        )  # fmt: skip
+        )
         finals = (h_n,)
     return _merge_directions(y), finals
 

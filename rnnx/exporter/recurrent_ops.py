@@ -41,8 +41,9 @@ def lstm(
 
 
 @lstm.register_fake
-def _lstm_fake(x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch_first,
-               has_biases, proj_size):  # fmt: skip
+def _lstm_fake(
+    x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch_first, has_biases, proj_size
+):
     directions = 2 if bidirectional else 1
     y = x.new_empty(x.shape[0], x.shape[1], directions * h0.shape[-1])
     return y, torch.empty_like(h0), torch.empty_like(c0)
@@ -75,8 +76,9 @@ def rnn(
 
 
 @rnn.register_fake
-def _rnn_fake(x, h0, weights, mode, hidden_size, num_layers, bidirectional, batch_first,
-              has_biases):  # fmt: skip
+def _rnn_fake(
+    x, h0, weights, mode, hidden_size, num_layers, bidirectional, batch_first, has_biases
+):
     directions = 2 if bidirectional else 1
     y = x.new_empty(x.shape[0], x.shape[1], directions * h0.shape[-1])
     return y, torch.empty_like(h0)

@@ -41,7 +41,8 @@ class LayerSpec:
             raise UnsupportedModelError("proj_size is only defined for LSTM")
         if self.proj_size >= self.hidden_size > 0 and self.proj_size:
             raise UnsupportedModelError(
-                f"proj_size ({self.proj_size}) must be smaller than hidden_size ({self.hidden_size})"
+                f"proj_size ({self.proj_size}) must be smaller than "
+                f"hidden_size ({self.hidden_size})"
             )
 
     @property

@@ -1,0 +1,210 @@
+"""The `rnnx` command: parse options, call one API function, print. No logic here.
+
+Heavy modules (torch, onnxruntime) are imported inside the commands so `rnnx --help` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rnnx import __version__
+from rnnx.errors import RnnxError
+
+
+class _Group(click.Group):
+    """Turns every RnnxError into one clear line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RnnxError as error:
+            click.echo(f"rnnx: error: {error}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="rnnx")
+def main() -> None:
+    """Export PyTorch RNN/LSTM/GRU models to ONNX and TorchScript, verified against eager."""
+
+
+def _tolerance_options(command: Any) -> Any:
+    command = click.option(
+        "--atol",
+        type=float,
+        default=1e-5,
+        show_default=True,
+        help="Absolute tolerance for verification.",
+    )(command)
+    command = click.option(
+        "--rtol",
+        type=float,
+        default=1e-4,
+        show_default=True,
+        help="Relative tolerance for verification.",
+    )(command)
+    return command
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Export directory to create.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "torchscript", "all"]),
+    default="all",
+    show_default=True,
+    help="Which artifacts to write.",
+)
+@click.option("--opset", type=int, default=None, help="ONNX opset (default 18; at least 18).")
+@click.option(
+    "--stateless", is_flag=True, help="Export input -> output only (states start at zero)."
+)
+@click.option(
+    "--no-verify", is_flag=True, help="Skip checking the artifacts against eager PyTorch."
+)
+@click.option(
+    "--model",
+    "model_class",
+    default=None,
+    metavar="PACKAGE.MODULE:CLASS",
+    help="Build this module class and load the checkpoint's weights into it.",
+)
+@click.option(
+    "--init-args", default="{}", metavar="JSON", help="Keyword arguments for --model, as JSON."
+)
+@click.option(
+    "--nonlinearity",
+    type=click.Choice(["tanh", "relu"]),
+    default="tanh",
+    show_default=True,
+    help="For an nn.RNN state_dict (the weights cannot tell).",
+)
+@click.option(
+    "--batch-first",
+    is_flag=True,
+    help="For a bare-layer state_dict: inputs are (batch, time, feature).",
+)
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Allow unpickling a full nn.Module (this runs code from the file).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing export directory.")
+@_tolerance_options
+def export(
+    checkpoint: Path,
+    output_dir: Path,
+    fmt: str,
+    opset: int | None,
+    stateless: bool,
+    no_verify: bool,
+    model_class: str | None,
+    init_args: str,
+    nonlinearity: str,
+    batch_first: bool,
+    trust_checkpoint: bool,
+    force: bool,
+    atol: float,
+    rtol: float,
+) -> None:
+    """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
+    from rnnx.exporter.api import ExportOptions, export_checkpoint
+    from rnnx.exporter.checkpoint import LoadOptions
+    from rnnx.exporter.manifest import ARTIFACTS
+    from rnnx.exporter.onnx_export import DEFAULT_OPSET
+    from rnnx.verify import VerifyOptions
+
+    try:
+        parsed_init_args = json.loads(init_args)
+    except ValueError as error:
+        raise RnnxError(f"--init-args is not valid JSON: {error}") from None
+    if not isinstance(parsed_init_args, dict):
+        raise RnnxError("--init-args must be a JSON object of keyword arguments")
+    options = ExportOptions(
+        formats=tuple(ARTIFACTS) if fmt == "all" else (fmt,),
+        opset=opset if opset is not None else DEFAULT_OPSET,
+        stateless=stateless,
+        verify=not no_verify,
+        verify_options=VerifyOptions(atol=atol, rtol=rtol),
+        force=force,
+    )
+    load_options = LoadOptions(
+        model=model_class,
+        init_args=parsed_init_args,
+        nonlinearity=nonlinearity,
+        batch_first=batch_first,
+        trust_checkpoint=trust_checkpoint,
+    )
+    result = export_checkpoint(checkpoint, output_dir, options, load_options)
+    spec = result.manifest.get("spec")
+    click.echo(f"exported {spec and _describe(spec)} to {result.output_dir}/")
+    for fmt_name, name in result.manifest["artifacts"].items():
+        click.echo(f"  {name:<24} {fmt_name}")
+    if result.report is not None:
+        _print_report(result.report)
+    else:
+        click.echo("  not verified (--no-verify)")
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The eager model's checkpoint, if it moved since export.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the full report as JSON to this file.",
+)
+@_tolerance_options
+def verify(
+    export_dir: Path, checkpoint: Path | None, json_path: Path | None, atol: float, rtol: float
+) -> None:
+    """Check every artifact in EXPORT_DIR against eager PyTorch at several shapes."""
+    from rnnx.exporter.manifest import write_json
+    from rnnx.verify import VerifyOptions
+    from rnnx.verify import verify as run_verify
+
+    report = run_verify(
+        export_dir, options=VerifyOptions(atol=atol, rtol=rtol), checkpoint=checkpoint
+    )
+    _print_report(report)
+    if json_path is not None:
+        write_json(json_path, report.to_dict())
+    if not report.passed:
+        raise RnnxError(f"verification failed: {report.first_failure()}")
+
+
+def _describe(spec: dict[str, Any]) -> str:
+    from rnnx.exporter.spec import LayerSpec
+
+    return LayerSpec.from_dict(spec).describe()
+
+
+def _print_report(report: Any) -> None:
+    click.echo(f"verification against eager PyTorch (atol {report.atol:g}, rtol {report.rtol:g}):")
+    for artifact, row in report.summary().items():
+        status = "PASS" if row["passed"] else "FAIL"
+        click.echo(
+            f"  {status} {artifact:<12} {row['cases']:>3} checks  "
+            f"max abs {row['max_abs_error']:.2e}  max rel {row['max_rel_error']:.2e}"
+        )

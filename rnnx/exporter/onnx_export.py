@@ -1,0 +1,109 @@
+"""PyTorch module -> ONNX file, with recurrent layers lowered to native ONNX ops."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+
+import onnx
+import onnx_ir as ir
+import onnxscript.optimizer
+import torch
+
+from rnnx.errors import ExportError
+from rnnx.exporter import lowering
+from rnnx.exporter.recurrent_ops import recurrent_layers_as_custom_ops
+from rnnx.exporter.signature import Signature
+
+MIN_OPSET = 18  # Split's num_outputs, used by the lowering, exists from opset 18 on.
+DEFAULT_OPSET = 18
+
+_TRANSLATIONS = {
+    torch.ops.rnnx.lstm.default: lowering.lstm_to_onnx,
+    torch.ops.rnnx.rnn.default: lowering.rnn_to_onnx,
+}
+
+
+def export_onnx(
+    module: torch.nn.Module,
+    example_inputs: Sequence[torch.Tensor],
+    signature: Signature,
+    path: str | os.PathLike,
+    *,
+    opset: int = DEFAULT_OPSET,
+    metadata: Mapping[str, str] = {},
+) -> None:
+    """Export `module` (whose forward takes the signature's inputs, in order) to `path`."""
+    dims = {name: torch.export.Dim(name, min=1) for name in ("batch", "time")}
+    dynamic_shapes = {
+        t.name: {axis: dims[d] for axis, d in enumerate(t.dims) if isinstance(d, str)}
+        for t in signature.inputs
+    }
+    with recurrent_layers_as_custom_ops(module), _quiet():
+        try:
+            program = torch.onnx.export(
+                module,
+                tuple(example_inputs),
+                dynamo=True,
+                opset_version=opset,
+                input_names=signature.input_names,
+                output_names=signature.output_names,
+                dynamic_shapes=dynamic_shapes,
+                custom_translation_table=_TRANSLATIONS,
+                optimize=False,
+                verbose=False,
+            )
+        except Exception as error:  # torch.export/onnx errors are long multi-page reports
+            raise ExportError(f"torch.onnx.export failed: {_first_line(error)}") from error
+    model = program.model
+    # Fold the gate reordering (weights.py) into initializers, whatever the weights' size:
+    # the optimizer's default limits would leave large layers reordering at every run.
+    onnxscript.optimizer.optimize(model, input_size_limit=2**62, output_size_limit=2**62)
+    _check_dynamic(model, signature)
+    for key, value in metadata.items():
+        model.metadata_props[key] = value
+    proto = ir.serde.serialize_model(model)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(
+            f"exported ONNX model fails onnx.checker: {_first_line(error)}"
+        ) from error
+    # Models over 2 GB need external data; recurrent models are rarely that big.
+    onnx.save_model(proto, os.fspath(path))
+
+
+def _check_dynamic(model: ir.Model, signature: Signature) -> None:
+    """Fail loudly if the exporter froze an axis that the signature declares dynamic."""
+    for value, tensor in zip(model.graph.inputs, signature.inputs):
+        for axis, dim in enumerate(tensor.dims):
+            actual = value.shape[axis] if value.shape is not None else None
+            if isinstance(dim, str) and isinstance(actual, int):
+                raise ExportError(
+                    f"the exported graph fixed the {dim} axis of input {tensor.name!r} to {actual}"
+                )
+
+
+@contextlib.contextmanager
+def _quiet():
+    """torch.onnx prints progress lines and logs warnings about optional packages: hide them."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]

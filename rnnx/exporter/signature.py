@@ -1,0 +1,132 @@
+"""The exported graph's inputs and outputs, and how states flow from outputs back to inputs.
+
+A `Signature` is what runtimes validate feeds against, what the verifier draws random inputs
+from, and what travels inside the artifacts as metadata (so C++ and other consumers discover
+names, layouts and state pairs without rnnx). Dimensions are ints or the symbolic names
+"batch" and "time".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rnnx.exporter.spec import LayerSpec
+
+Dim = int | str
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dims: tuple[Dim, ...]
+    dtype: str = "float32"
+
+    def shape_for(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        return tuple(sizes[d] if isinstance(d, str) else d for d in self.dims)
+
+    def describe(self) -> str:
+        return f"{self.name}[{', '.join(str(d) for d in self.dims)}]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    # final-state output name -> initial-state input name
+    state_pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    @property
+    def state_inputs(self) -> list[str]:
+        return [i for _, i in self.state_pairs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [
+                {"name": t.name, "dims": list(t.dims), "dtype": t.dtype} for t in self.inputs
+            ],
+            "outputs": [
+                {"name": t.name, "dims": list(t.dims), "dtype": t.dtype} for t in self.outputs
+            ],
+            "state_pairs": [list(p) for p in self.state_pairs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Signature:
+        def tensors(items: Any) -> tuple[TensorSpec, ...]:
+            return tuple(
+                TensorSpec(t["name"], tuple(t["dims"]), t.get("dtype", "float32")) for t in items
+            )
+
+        return cls(
+            inputs=tensors(data["inputs"]),
+            outputs=tensors(data["outputs"]),
+            state_pairs=tuple((o, i) for o, i in data.get("state_pairs", [])),
+        )
+
+    @classmethod
+    def for_layer(cls, spec: LayerSpec, *, stateless: bool = False) -> Signature:
+        """input, h0[, c0] -> output, h_n[, c_n], mirroring nn.RNN/LSTM/GRU's forward."""
+        seq: tuple[Dim, Dim] = ("batch", "time") if spec.batch_first else ("time", "batch")
+        inputs = [TensorSpec("input", (*seq, spec.input_size))]
+        outputs = [TensorSpec("output", (*seq, spec.num_directions * spec.output_size))]
+        if stateless:
+            return cls(tuple(inputs), tuple(outputs))
+        stack = spec.num_layers * spec.num_directions
+        for initial, final in zip(spec.state_names, spec.final_state_names):
+            inputs.append(TensorSpec(initial, (stack, "batch", spec.state_size(initial))))
+            outputs.append(TensorSpec(final, (stack, "batch", spec.state_size(initial))))
+        pairs = tuple(zip(spec.final_state_names, spec.state_names))
+        return cls(tuple(inputs), tuple(outputs), pairs)
+
+
+METADATA_PREFIX = "rnnx."
+
+
+def artifact_metadata(signature: Signature, spec: LayerSpec | None, version: str) -> dict[str, str]:
+    """Flat string metadata stored in ONNX metadata_props and TorchScript extra files.
+
+    Simple comma-separated keys for consumers without a JSON parser (the C++ side), plus the
+    whole signature and spec as JSON.
+    """
+    first = signature.inputs[0]
+    meta = {
+        "version": version,
+        "inputs": ",".join(signature.input_names),
+        "outputs": ",".join(signature.output_names),
+        "state_pairs": ",".join(f"{o}:{i}" for o, i in signature.state_pairs),
+        "batch_axis": str(first.dims.index("batch")) if "batch" in first.dims else "",
+        "time_axis": str(first.dims.index("time")) if "time" in first.dims else "",
+        "signature": json.dumps(signature.to_dict()),
+    }
+    if spec is not None:
+        meta["spec"] = json.dumps(spec.to_dict())
+    return {METADATA_PREFIX + k: v for k, v in meta.items()}
+
+
+def random_inputs(
+    signature: Signature, sizes: Mapping[str, int], *, seed: int = 0, zero_state: bool = False
+) -> dict[str, Any]:
+    """Unit-scale random float32 inputs for `signature` at the given batch/time sizes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    states = set(signature.state_inputs)
+    feeds = {}
+    for tensor in signature.inputs:
+        shape = tensor.shape_for(sizes)
+        if zero_state and tensor.name in states:
+            feeds[tensor.name] = np.zeros(shape, dtype=np.float32)
+        else:
+            feeds[tensor.name] = rng.standard_normal(shape, dtype=np.float32)
+    return feeds

@@ -1,0 +1,41 @@
+"""PyTorch module -> TorchScript file (traced), with rnnx metadata as extra files."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from rnnx.errors import ExportError
+
+METADATA_FILE = "rnnx.json"
+
+
+def export_torchscript(
+    module: torch.nn.Module,
+    example_inputs: Sequence[torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    metadata: Mapping[str, str] = {},
+) -> None:
+    # Tracing (deprecated, but the only route: torch.jit.script fails on nn.LSTM) records
+    # aten::lstm/gru/rnn_* as single ops, so batch and time stay free; the verifier checks
+    # that at other shapes.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            traced = torch.jit.trace(module, tuple(example_inputs), check_trace=False)
+        except Exception as error:
+            raise ExportError(f"torch.jit.trace failed: {str(error).splitlines()[0]}") from error
+    torch.jit.save(
+        traced, os.fspath(path), _extra_files={METADATA_FILE: json.dumps(dict(metadata))}
+    )
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    extra = {METADATA_FILE: ""}
+    torch.jit.load(os.fspath(path), map_location="cpu", _extra_files=extra)
+    return json.loads(extra[METADATA_FILE] or "{}")

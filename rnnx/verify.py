@@ -1,0 +1,183 @@
+"""Parity of exported artifacts against eager PyTorch, at shapes other than the export example.
+
+Every artifact runs on the same fresh random inputs as the eager module: batch 1, an odd
+batch, time 1 and a long sequence, each with zero and with random initial states. An output
+passes when |actual - expected| <= atol + rtol * |expected| holds elementwise (numpy.isclose);
+the report keeps the max absolute and max relative error of every output, pass or fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnx.errors import RnnxError
+from rnnx.exporter.signature import Signature, random_inputs
+
+# (batch, time) pairs: batch 1, time 1, an odd batch, a long sequence; none is the example.
+DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((1, 1), (3, 7), (1, 100), (4, 1), (5, 23))
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyOptions:
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputCheck:
+    artifact: str
+    batch: int
+    time: int
+    initial_state: str  # "zero", "random" or "none" (stateless)
+    output: str
+    max_abs_error: float
+    max_rel_error: float
+    passed: bool
+
+    def describe(self) -> str:
+        return (
+            f"{self.artifact} output {self.output!r} at batch {self.batch}, time {self.time}, "
+            f"{self.initial_state} state: max abs error {self.max_abs_error:.3g}, "
+            f"max rel error {self.max_rel_error:.3g}"
+        )
+
+
+@dataclasses.dataclass
+class VerificationReport:
+    atol: float
+    rtol: float
+    checks: list[OutputCheck]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def first_failure(self) -> str:
+        failed = [c for c in self.checks if not c.passed]
+        return failed[0].describe() if failed else "no failure"
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per artifact: worst errors over every case and output."""
+        result: dict[str, dict[str, Any]] = {}
+        for check in self.checks:
+            row = result.setdefault(
+                check.artifact,
+                {"max_abs_error": 0.0, "max_rel_error": 0.0, "passed": True, "cases": 0},
+            )
+            row["max_abs_error"] = max(row["max_abs_error"], check.max_abs_error)
+            row["max_rel_error"] = max(row["max_rel_error"], check.max_rel_error)
+            row["passed"] = row["passed"] and check.passed
+            row["cases"] += 1
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "summary": self.summary(),
+            "checks": [dataclasses.asdict(c) for c in self.checks],
+        }
+
+
+def verify_artifacts(
+    artifacts: Mapping[str, str | os.PathLike],
+    reference: Any,
+    signature: Signature,
+    options: VerifyOptions = VerifyOptions(),
+) -> VerificationReport:
+    """Compare each artifact ("onnx", "torchscript") with the eager `reference` module."""
+    from rnnx.runtimes.onnxruntime_session import OnnxRuntimeSession
+    from rnnx.runtimes.torch_session import EagerSession, TorchScriptSession
+
+    eager = EagerSession(reference, signature)
+    openers = {"onnx": OnnxRuntimeSession, "torchscript": TorchScriptSession}
+    sessions = {fmt: openers[fmt](path, signature) for fmt, path in artifacts.items()}
+    state_cases = ("zero", "random") if signature.state_pairs else ("none",)
+    checks = []
+    for case, (batch, time) in enumerate(options.sizes):
+        for state in state_cases:
+            feeds = random_inputs(
+                signature,
+                {"batch": batch, "time": time},
+                seed=options.seed + case,
+                zero_state=state == "zero",
+            )
+            expected = eager.run(feeds)
+            for fmt, session in sessions.items():
+                actual = session.run(feeds)
+                for name in signature.output_names:
+                    checks.append(
+                        _compare(
+                            actual[name],
+                            expected[name],
+                            options,
+                            artifact=fmt,
+                            batch=batch,
+                            time=time,
+                            initial_state=state,
+                            output=name,
+                        )
+                    )
+    return VerificationReport(options.atol, options.rtol, checks)
+
+
+def _compare(
+    actual: np.ndarray, expected: np.ndarray, options: VerifyOptions, **where: Any
+) -> OutputCheck:
+    if actual.shape != expected.shape:
+        return OutputCheck(
+            **where, max_abs_error=float("inf"), max_rel_error=float("inf"), passed=False
+        )
+    error = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    magnitude = np.abs(expected.astype(np.float64))
+    max_abs = float(error.max(initial=0.0))
+    max_rel = float((error / np.maximum(magnitude, np.finfo(np.float32).tiny)).max(initial=0.0))
+    passed = (
+        bool(np.all(error <= options.atol + options.rtol * magnitude)) and np.isfinite(actual).all()
+    )
+    return OutputCheck(**where, max_abs_error=max_abs, max_rel_error=max_rel, passed=bool(passed))
+
+
+def verify(
+    export_dir: str | os.PathLike,
+    reference: Any = None,
+    options: VerifyOptions = VerifyOptions(),
+    *,
+    checkpoint: str | os.PathLike | None = None,
+) -> VerificationReport:
+    """Verify every artifact in an export directory.
+
+    The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
+    the manifest (or `checkpoint`, if the file has moved since export).
+    """
+    from rnnx.exporter.checkpoint import load_module_from_source
+    from rnnx.exporter.layer_module import wrap_layer
+    from rnnx.exporter.manifest import artifact_paths, manifest_signature, read_manifest
+
+    manifest = read_manifest(export_dir)
+    if reference is None:
+        source = manifest.get("source")
+        if checkpoint is not None:
+            source = {**(source or {}), "path": str(Path(checkpoint).resolve()), "sha256": None}
+        if not source:
+            raise RnnxError(
+                f"'{export_dir}' was exported from an in-memory model: pass the model to verify "
+                "(rnnx.verify(dir, model)) or a checkpoint (--checkpoint)"
+            )
+        reference = load_module_from_source(source)
+    if manifest.get("model") == "layer":
+        reference = wrap_layer(reference, stateless=bool(manifest.get("stateless")))
+    paths = artifact_paths(export_dir, manifest)
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise RnnxError(f"artifact '{missing[0]}' listed in the manifest is missing")
+    return verify_artifacts(paths, reference, manifest_signature(manifest), options)
