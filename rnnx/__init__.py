@@ -10,13 +10,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Bound eagerly: the submodule rnnx/verify.py would otherwise shadow the function of the same
+# name once imported. It needs only numpy, so `import rnnx` stays free of torch/onnxruntime.
+from rnnx.verify import VerifyOptions, verify  # noqa: E402
+
 __all__ = ["__version__", "export", "verify", "load", "LayerSpec", "ExportOptions", "VerifyOptions"]
 
 _LAZY = {
     "export": ("rnnx.exporter.api", "export"),
     "ExportOptions": ("rnnx.exporter.api", "ExportOptions"),
-    "verify": ("rnnx.verify", "verify"),
-    "VerifyOptions": ("rnnx.verify", "VerifyOptions"),
     "load": ("rnnx.runtimes", "load"),
     "LayerSpec": ("rnnx.exporter.spec", "LayerSpec"),
 }

@@ -6,6 +6,7 @@ Heavy modules (torch, onnxruntime) are imported inside the commands so `rnnx --h
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,11 @@ from rnnx.errors import RnnxError
 
 
 class _Group(click.Group):
-    """Turns every RnnxError into one clear line on stderr and exit code 1."""
+    """Turns every RnnxError into one clear line on stderr and exit code 1.
+
+    Anything else is a bug in rnnx or its dependencies: still one line (exit code 2) with the
+    exception, and the full traceback only when RNNX_DEBUG=1.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -25,6 +30,18 @@ class _Group(click.Group):
         except RnnxError as error:
             click.echo(f"rnnx: error: {error}", err=True)
             sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get("RNNX_DEBUG") == "1":
+                raise
+            first_line = (str(error).strip().splitlines() or [""])[0][:300]
+            click.echo(
+                f"rnnx: internal error: {type(error).__name__}: {first_line} "
+                "(set RNNX_DEBUG=1 for the traceback)",
+                err=True,
+            )
+            sys.exit(2)
 
 
 @click.group(cls=_Group)

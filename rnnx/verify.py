@@ -159,7 +159,6 @@ def verify(
     The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
     the manifest (or `checkpoint`, if the file has moved since export).
     """
-    from rnnx.exporter.checkpoint import load_module_from_source
     from rnnx.exporter.layer_module import wrap_layer
     from rnnx.exporter.manifest import artifact_paths, manifest_signature, read_manifest
 
@@ -173,6 +172,8 @@ def verify(
                 f"'{export_dir}' was exported from an in-memory model: pass the model to verify "
                 "(rnnx.verify(dir, model)) or a checkpoint (--checkpoint)"
             )
+        from rnnx.exporter.checkpoint import load_module_from_source
+
         reference = load_module_from_source(source)
     if manifest.get("model") == "layer":
         reference = wrap_layer(reference, stateless=bool(manifest.get("stateless")))

@@ -7,11 +7,12 @@ stack, not per layer.
 
 Projected LSTMs (proj_size > 0) have no ONNX op. They are lowered to a `Scan` over time whose
 body is one LSTM cell with the projection, after a single MatMul computes the input gates of all
-time steps at once. Why not fold the projection into the native op (R_eff = W_hh·W_hr, project
-outputs after)? Folding multiplies the per-step recurrent work by hidden/proj (4× at
-1024/256, measured 2.5× slower than eager PyTorch), and it needs h0 lifted from the projected
-space with a pseudo-inverse, which is not exact. The Scan lowering computes PyTorch's recurrence
-as written, at the same per-step cost.
+time steps at once. The alternative, folding the projection into the native op
+(R_eff = W_hh·W_hr, outputs projected afterwards, h0 lifted with pinv(W_hr)), multiplies the
+per-step recurrent work by hidden/proj. Measured (2-layer, input 80, time 100, 1 thread, ratio
+to eager PyTorch, Scan vs folded): 256/128 batch 1: 0.52 vs 0.47; batch 16: 0.67 vs 0.81;
+1024/256 batch 1: 0.53 vs 1.49; batch 16: 0.66 vs 1.74. Folding's one 10% win is not worth a
+second lowering, so Scan is used for every shape.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ NATIVE_OP = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 # kind x layers x bidirectional x batch_first x bias, then projected LSTMs.
 TABLE = [
-    dict(kind=k, num_layers=n, bidirectional=bi, batch_first=bf, bias=b)
-    for k, n, bi, bf, b in itertools.product(KINDS, (1, 2, 3), (False, True), (False, True), (True, False))
+    dict(kind=k, num_layers=n, bidirectional=bi, batch_first=bf, bias=not b)
+    for k, n, bi, bf, b in itertools.product(KINDS, (1, 2, 3), *[(False, True)] * 3)
 ] + [
     dict(kind="lstm", num_layers=n, bidirectional=bi, batch_first=bf, bias=b, proj_size=3)
     for n, bi, bf, b in [(1, False, False, True), (1, True, True, True), (2, False, True, False),
@@ -38,7 +38,7 @@ TABLE = [
 ]  # fmt: skip
 ATOL, RTOL = 1e-5, 1e-4
 BATCH, TIME = 3, 11  # neither is the export example's
-assert (BATCH, TIME) != (EXAMPLE_SIZES["batch"], EXAMPLE_SIZES["time"])
+assert (EXAMPLE_SIZES["batch"], EXAMPLE_SIZES["time"]) != (BATCH, TIME)
 
 
 def _config_id(config: dict) -> str:

@@ -1,0 +1,3 @@
+from rnnx.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""The verifier: passes faithful artifacts, catches wrong ones, reports every case."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from torch import nn
+
+import rnnx
+from rnnx.errors import RnnxError, VerificationError
+from rnnx.exporter.api import ExportOptions, export
+from rnnx.verify import VerifyOptions, _compare
+
+
+@pytest.fixture
+def exported_lstm(tmp_path):
+    layer = nn.LSTM(4, 6, num_layers=2, batch_first=True).eval()
+    export(layer, tmp_path / "lstm", ExportOptions(verify=False))
+    return layer, tmp_path / "lstm"
+
+
+def test_faithful_export_passes_at_every_case(exported_lstm) -> None:
+    layer, directory = exported_lstm
+    report = rnnx.verify(directory, layer)
+    assert report.passed
+    cases = {(c.artifact, c.batch, c.time, c.initial_state) for c in report.checks}
+    # every artifact, batch 1, an odd batch, time 1 and a long sequence, zero and random state
+    for artifact in ("onnx", "torchscript"):
+        for batch, time in VerifyOptions().sizes:
+            for state in ("zero", "random"):
+                assert (artifact, batch, time, state) in cases
+    assert {c.output for c in report.checks} == {"output", "h_n", "c_n"}
+    assert all(c.max_abs_error < 1e-5 for c in report.checks)
+
+
+def test_tampered_onnx_weights_fail(exported_lstm) -> None:
+    layer, directory = exported_lstm
+    model = onnx.load(directory / "model.onnx")
+    weight = model.graph.initializer[0]
+    array = numpy_helper.to_array(weight).copy()
+    array.flat[0] += 0.05
+    weight.CopyFrom(numpy_helper.from_array(array, weight.name))
+    onnx.save(model, directory / "model.onnx")
+
+    report = rnnx.verify(directory, layer)
+    assert not report.passed
+    assert report.summary()["torchscript"]["passed"]
+    assert not report.summary()["onnx"]["passed"]
+    assert report.first_failure().startswith("onnx output")
+
+
+def test_other_weights_in_the_reference_fail(exported_lstm) -> None:
+    _, directory = exported_lstm
+    other = nn.LSTM(4, 6, num_layers=2, batch_first=True).eval()
+    assert not rnnx.verify(directory, other).passed
+
+
+def test_export_refuses_to_write_a_wrong_model(tmp_path, monkeypatch) -> None:
+    import rnnx.exporter.api as api
+
+    def inaccurate(*args, **kwargs):
+        report = real(*args, **kwargs)
+        report.checks[0] = report.checks[0].__class__(
+            **{**report.checks[0].__dict__, "passed": False, "max_abs_error": 1.0}
+        )
+        return report
+
+    real = api.verify_artifacts
+    monkeypatch.setattr(api, "verify_artifacts", inaccurate)
+    with pytest.raises(VerificationError, match="does not match eager"):
+        export(nn.GRU(3, 4).eval(), tmp_path / "gru")
+    assert not (tmp_path / "gru").exists()
+    assert list(tmp_path.iterdir()) == []  # no staging directory left behind either
+
+
+def test_stateless_export_has_no_state_cases(tmp_path) -> None:
+    layer = nn.RNN(3, 5, nonlinearity="relu").eval()
+    result = export(layer, tmp_path / "rnn", ExportOptions(stateless=True))
+    assert result.report is not None and result.report.passed
+    assert {c.initial_state for c in result.report.checks} == {"none"}
+    assert result.manifest["signature"]["state_pairs"] == []
+
+
+def test_compare_uses_both_tolerances() -> None:
+    expected = np.array([1000.0, 0.0], dtype=np.float32)
+    options = VerifyOptions(atol=1e-5, rtol=1e-4)
+    within_rtol = np.array([1000.05, 0.0], dtype=np.float32)
+    assert _compare(within_rtol, expected, options, artifact="a", batch=1, time=1,
+                    initial_state="zero", output="y").passed  # fmt: skip
+    beyond_atol = np.array([1000.0, 1e-3], dtype=np.float32)
+    check = _compare(beyond_atol, expected, options, artifact="a", batch=1, time=1,
+                     initial_state="zero", output="y")  # fmt: skip
+    assert not check.passed and check.max_abs_error == pytest.approx(1e-3)
+    nan = np.array([np.nan, 0.0], dtype=np.float32)
+    assert not _compare(nan, expected, options, artifact="a", batch=1, time=1,
+                        initial_state="zero", output="y").passed  # fmt: skip
+
+
+def test_verify_in_memory_export_needs_the_model(tmp_path) -> None:
+    export(nn.GRU(3, 4).eval(), tmp_path / "gru", ExportOptions(verify=False))
+    with pytest.raises(RnnxError, match="in-memory model"):
+        rnnx.verify(tmp_path / "gru")
+
+
+def test_verify_missing_directory_and_manifest(tmp_path) -> None:
+    with pytest.raises(RnnxError, match="not found"):
+        rnnx.verify(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RnnxError, match="not an rnnx export directory"):
+        rnnx.verify(tmp_path / "empty")
