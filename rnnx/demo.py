@@ -39,11 +39,8 @@ def main() -> None:
     _rnnx("verify", str(export_dir))
 
     import rnnx
-    from rnnx.exporter.manifest import manifest_signature, read_manifest
-    from rnnx.runtimes.onnxruntime_session import OnnxRuntimeSession
 
-    signature = manifest_signature(read_manifest(export_dir))
-    session = OnnxRuntimeSession(export_dir / "model.onnx", signature)
+    session = rnnx.load(export_dir, "onnxruntime", provider="cpu")
     frames = np.random.default_rng(0).standard_normal((3, 250, 40), dtype=np.float32)
     zeros = np.zeros((2, 3, 64), dtype=np.float32)
     outputs = session.run({"input": frames, "h0": zeros, "c0": zeros})

@@ -125,7 +125,7 @@ def test_export_user_module_class(tmp_path, monkeypatch) -> None:
     assert manifest(out)["spec"]["hidden_size"] == 7
 
     assert_clean_error(run(*args[:-1], tmp_path / "o2", "--init-args", '{"hidden": 9}'),
-                       "missing" , out_dir=tmp_path / "o2")  # fmt: skip
+                       "does not fit", "size mismatch", out_dir=tmp_path / "o2")  # fmt: skip
     assert_clean_error(run(*args[:-1], tmp_path / "o3", "--init-args", "{hidden"),
                        "--init-args", out_dir=tmp_path / "o3")  # fmt: skip
     no_colon = run("export", checkpoint, "--model", "my_models.Encoder", "-o", tmp_path / "o4")

@@ -110,3 +110,17 @@ def test_verify_missing_directory_and_manifest(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(RnnxError, match="not an rnnx export directory"):
         rnnx.verify(tmp_path / "empty")
+
+
+def test_load_runs_each_runtime_and_export_keeps_training_mode(tmp_path) -> None:
+    layer = nn.GRU(3, 4, num_layers=2, dropout=0.5)  # left in training mode on purpose
+    export(layer, tmp_path / "gru")
+    assert layer.training
+    feeds = {"input": np.ones((6, 2, 3), np.float32), "h0": np.zeros((2, 2, 4), np.float32)}
+    results = [
+        rnnx.load(tmp_path / "gru", runtime).run(feeds)
+        for runtime in ("onnxruntime", "torchscript")
+    ]
+    np.testing.assert_allclose(results[0]["output"], results[1]["output"], atol=1e-5)
+    with pytest.raises(RnnxError, match="unknown runtime"):
+        rnnx.load(tmp_path / "gru", "tensorrt")

@@ -63,12 +63,26 @@ def export(
     _check_options(options)
     spec = LayerSpec.from_module(model)
     _check_float32(model)
+    was_training = model.training
+    try:
+        return _export_layer(model, spec, Path(output_dir), options, source)
+    finally:
+        model.train(was_training)  # exporting runs in eval mode; give the module back as it was
+
+
+def _export_layer(
+    model: nn.Module,
+    spec: LayerSpec,
+    output_dir: Path,
+    options: ExportOptions,
+    source: dict[str, Any] | None,
+) -> ExportResult:
     reference = wrap_layer(model, stateless=options.stateless)
     signature = Signature.for_layer(spec, stateless=options.stateless)
     example = [torch.from_numpy(a) for a in random_inputs(signature, EXAMPLE_SIZES).values()]
     metadata = artifact_metadata(signature, spec, rnnx.__version__)
 
-    with _staging_directory(Path(output_dir), force=options.force) as staging:
+    with _staging_directory(output_dir, force=options.force) as staging:
         artifacts = {fmt: ARTIFACTS[fmt] for fmt in ARTIFACTS if fmt in options.formats}
         if "onnx" in artifacts:
             export_onnx(
@@ -107,7 +121,7 @@ def export(
             "verification": report.to_dict() if report else None,
         }
         write_json(staging / MANIFEST, manifest)
-    return ExportResult(Path(output_dir), manifest, report)
+    return ExportResult(output_dir, manifest, report)
 
 
 def export_checkpoint(

@@ -143,8 +143,9 @@ class LayerSpec:
         }
         if remainder or gates not in kind_by_gates or w_hh_rows != gate_rows:
             raise CheckpointError(
-                f"{source}: weight_ih_l0 has {gate_rows} rows for hidden size {hidden_size}; "
-                "expected 1, 3 or 4 gates (RNN, GRU, LSTM)"
+                f"{source}: weight_ih_l0 {list(shapes[('weight_ih', 0, False)])} and weight_hh_l0 "
+                f"{[w_hh_rows, w_hh_cols]} do not form an RNN, GRU or LSTM layer (expected both "
+                f"to have 1, 3 or 4 × hidden size {hidden_size} rows)"
             )
         if nonlinearity not in ("tanh", "relu"):
             raise CheckpointError(f"--nonlinearity must be tanh or relu, got {nonlinearity!r}")
