@@ -208,9 +208,24 @@ def test_verify_notices_a_changed_checkpoint(lstm_checkpoint, tmp_path) -> None:
     assert "FAIL onnx" in result.output
 
 
-def test_verify_errors(tmp_path) -> None:
+def test_verify_errors(lstm_checkpoint, tmp_path) -> None:
     assert_clean_error(run("verify", tmp_path / "missing"), "not found")
     assert_clean_error(run("verify", tmp_path), "not an rnnx export directory")
+    _, checkpoint = lstm_checkpoint
+    out = tmp_path / "out"
+    assert run("export", checkpoint, "-o", out, "--no-verify").exit_code == 0
+    (out / "model.onnx").write_bytes(b"truncated")
+    assert_clean_error(run("verify", out), "onnxruntime cannot load", "model.onnx")
+    (out / "model.onnx").unlink()
+    assert_clean_error(run("verify", out), "missing", "model.onnx")
+
+
+def test_unsupported_modules_are_refused(tmp_path) -> None:
+    checkpoint = tmp_path / "linear.pt"
+    torch.save(nn.Linear(3, 4), checkpoint)
+    out = tmp_path / "out"
+    result = run("export", checkpoint, "--trust-checkpoint", "-o", out)
+    assert_clean_error(result, "Linear", "nn.LSTM", out_dir=out)
 
 
 def test_installed_command_in_a_subprocess(lstm_checkpoint, tmp_path) -> None:

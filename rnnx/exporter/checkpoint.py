@@ -1,8 +1,8 @@
-"""Checkpoint files -> eval-mode nn.Module, and the `source` record to rebuild it later.
+"""Checkpoint file -> eval-mode nn.Module, plus its LayerSpec when it is a bare recurrent layer.
 
-Accepted: a bare layer's state_dict (architecture inferred by LayerSpec.from_state_dict), a
-training checkpoint nesting one, .safetensors weights, a user's module class (--model) to load
-weights into, and - only when trusted - a fully pickled nn.Module.
+Reads flat and nested state dicts (torch.load or .safetensors), builds a user's own module
+class with --model, and unpickles a full nn.Module only when the caller trusts the file. The
+`source` dict says how to do it all again, so `rnnx verify` can rebuild the eager model later.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,8 @@ from torch import nn
 from rnnx.errors import CheckpointError
 from rnnx.exporter.spec import LayerSpec
 
-# Where training scripts commonly nest the state dict, in the order they are looked up.
-NESTED_KEYS = (
+# Where training scripts nest the weights, in the order we look for them.
+STATE_DICT_KEYS = (
     "state_dict",
     "model_state_dict",
     "model",
@@ -32,39 +34,73 @@ NESTED_KEYS = (
     "weights",
     "params",
 )
+_MAX_LISTED = 5
+# torch's weights_only unpickler names the first class it refused to import.
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 @dataclasses.dataclass(frozen=True)
 class LoadOptions:
     model: str | None = None  # "package.module:Class" to build a user's own module
     init_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    nonlinearity: str = "tanh"  # bare nn.RNN state_dicts only: the weights cannot tell
-    batch_first: bool = False  # bare-layer state_dicts only
-    trust_checkpoint: bool = False  # allow unpickling a full nn.Module (runs code from the file)
+    nonlinearity: str = "tanh"  # only for bare nn.RNN state dicts; the weights cannot tell
+    batch_first: bool = False  # only for bare-layer state dicts
+    trust_checkpoint: bool = False  # allow unpickling a full nn.Module (runs code!)
 
 
 @dataclasses.dataclass
 class LoadedModel:
-    module: nn.Module
+    module: nn.Module  # in eval() mode
     spec: LayerSpec | None  # set when the module is a bare nn.RNN/LSTM/GRU
-    source: dict[str, Any]  # JSON-serialisable, for the manifest
+    source: dict[str, Any]  # JSON-serialisable; how to load it again (see load_module_from_source)
 
 
 def load_checkpoint(path: str | os.PathLike, options: LoadOptions = LoadOptions()) -> LoadedModel:
+    """Load a checkpoint file into an eval-mode module; CheckpointError for every bad input."""
     path = Path(path)
-    contents, fmt = _read(path, trust=options.trust_checkpoint)
-    found, key = _find_model(contents, path)
-    if isinstance(found, nn.Module):
-        module, kind = found, "module"
+    return _load(path, options, _sha256(path))
+
+
+def load_module_from_source(source: Mapping[str, Any]) -> nn.Module:
+    """Rebuild the eager module a manifest's `source` describes, refusing a changed file."""
+    path = Path(source["path"])
+    if not path.exists():
+        raise CheckpointError(
+            f"checkpoint '{path}' recorded in the manifest not found; pass --checkpoint if it moved"
+        )
+    digest = _sha256(path)
+    # Hash before loading: a changed file must not be unpickled on the strength of old trust.
+    if source.get("sha256") and digest != source["sha256"]:
+        raise CheckpointError(
+            f"checkpoint '{path}' changed since export (sha256 differs); export it again"
+        )
+    options = LoadOptions(
+        model=source.get("model"),
+        init_args=source.get("init_args") or {},
+        nonlinearity=source.get("nonlinearity", "tanh"),
+        batch_first=bool(source.get("batch_first")),
+        trust_checkpoint=bool(source.get("trust_checkpoint")),
+    )
+    return _load(path, options, digest).module
+
+
+def _load(path: Path, options: LoadOptions, digest: str) -> LoadedModel:
+    found, key = _find_weights(_read(path, options.trust_checkpoint), path)
+    if isinstance(found, nn.Module) and options.model is None:
+        module = found
     else:
-        module = _build(found, path, options)
-        kind = "nested_state_dict" if key else "state_dict"
+        state_dict = found.state_dict() if isinstance(found, nn.Module) else found
+        module = _build(state_dict, options, path)
     module.eval()
+    if isinstance(found, nn.Module):
+        contents = "module"
+    else:
+        contents = "state_dict" if key is None else "nested_state_dict"
     source = {
         "path": str(path.resolve()),
-        "sha256": _sha256(path),
-        "format": fmt,
-        "contents": kind,
+        "sha256": digest,
+        "format": "safetensors" if _is_safetensors(path) else "torch",
+        "contents": contents,
         "key": key,
         "model": options.model,
         "init_args": dict(options.init_args),
@@ -76,54 +112,78 @@ def load_checkpoint(path: str | os.PathLike, options: LoadOptions = LoadOptions(
     return LoadedModel(module, spec, source)
 
 
-def load_module_from_source(source: Mapping[str, Any]) -> nn.Module:
-    """Rebuild the eager module a manifest's `source` describes (for `rnnx verify`)."""
-    path = Path(source["path"])
-    if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint '{path}' recorded at export is gone; "
-            "pass --checkpoint with its new location"
-        )
-    if source.get("sha256") and _sha256(path) != source["sha256"]:
-        raise CheckpointError(
-            f"checkpoint '{path}' changed since export (sha256 differs); re-export, or pass "
-            "--checkpoint to verify against it anyway"
-        )
-    options = LoadOptions(
-        model=source.get("model"),
-        init_args=source.get("init_args") or {},
-        nonlinearity=source.get("nonlinearity", "tanh"),
-        batch_first=bool(source.get("batch_first")),
-        trust_checkpoint=bool(source.get("trust_checkpoint")),
-    )
-    return load_checkpoint(path, options).module
-
-
-def _read(path: Path, *, trust: bool) -> tuple[Any, str]:
-    if not path.exists():
-        raise CheckpointError(f"checkpoint '{path}' not found")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' is not a file")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path), "safetensors"
-        except Exception as error:
-            raise CheckpointError(f"'{path}' is not a valid safetensors file: {error}") from error
+def _sha256(path: Path) -> str:
+    """Stream the file through sha256; this is also where a missing or unreadable file shows."""
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint '{path}' is a directory, not a file")
+    digest = hashlib.sha256()
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trust), "torch"
-    except PermissionError as error:
-        raise CheckpointError(f"checkpoint '{path}' is not readable: {error.strerror}") from error
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint '{path}' not found") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint '{path}': {error.strerror}") from error
+    return digest.hexdigest()
+
+
+def _is_safetensors(path: Path) -> bool:
+    return path.suffix.lower() == ".safetensors"
+
+
+def _read(path: Path, trusted: bool) -> Any:
+    # Loaders fail in many ways on foreign files (pickle, zip, EOF, KeyError ...): all of them
+    # mean "not a checkpoint" to the user, so the raw traceback stays behind `from error`.
+    try:
+        if _is_safetensors(path):
+            from safetensors.torch import load_file
+
+            return load_file(path, device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as error:
-        # A pickled object the safe unpickler refuses names the class as an "Unsupported global";
-        # garbage bytes fail the same unpickler with other messages.
-        if "Unsupported global" in str(error):
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if refused and not trusted:
+            message = (
+                f"'{path}' contains a pickled module or other Python object "
+                f"({refused.group(1)}), not only weights; unpickling runs code from the file: "
+                "pass --trust-checkpoint if you trust it"
+            )
+        elif trusted and isinstance(error, (ImportError, AttributeError)):
+            message = f"'{path}' pickles a class that cannot be imported here ({error})"
+        else:
+            message = f"'{path}' is not a PyTorch or safetensors checkpoint ({_describe(error)})"
+        raise CheckpointError(message) from error
+
+
+def _find_weights(contents: Any, path: Path) -> tuple[Mapping[str, Any] | nn.Module, str | None]:
+    """The state dict (or trusted module) in the file, and the key it was nested under."""
+    if isinstance(contents, nn.Module):
+        return contents, None
+    if _is_state_dict(contents):
+        return _strip_prefix(contents), None
+    if not isinstance(contents, Mapping):
+        raise CheckpointError(
+            f"'{path}' holds a {type(contents).__name__}, not a state dict or module"
+        )
+    found = [
+        (key, value if isinstance(value, nn.Module) else _strip_prefix(value))
+        for key, value in ((k, contents.get(k)) for k in STATE_DICT_KEYS)
+        if isinstance(value, nn.Module) or _is_state_dict(value)
+    ]
+    if not found:
+        raise CheckpointError(
+            f"'{path}' holds no state dict under any of the keys {', '.join(STATE_DICT_KEYS)}; "
+            f"its top-level keys are: {_listed(map(repr, contents))}"
+        )
+    (key, value), *others = found
+    for other_key, other in others:
+        if not _same_weights(value, other):
             raise CheckpointError(
-                f"'{path}' contains pickled Python objects (a whole nn.Module?); unpickling runs "
-                "code from the file: pass --trust-checkpoint if you trust it"
-            ) from error
-        raise CheckpointError(f"'{path}' is not a PyTorch or safetensors checkpoint") from error
+                f"'{path}' is ambiguous: keys {key!r} and {other_key!r} both hold state dicts, "
+                "with different weights"
+            )
+    return value, key
 
 
 def _is_state_dict(value: Any) -> bool:
@@ -134,40 +194,21 @@ def _is_state_dict(value: Any) -> bool:
     )
 
 
-def _find_model(contents: Any, path: Path) -> tuple[Any, str | None]:
-    """The state dict (or module) in the file, and the key it was nested under."""
-    if isinstance(contents, nn.Module) or _is_state_dict(contents):
-        return _strip_data_parallel(contents), None
-    if not isinstance(contents, Mapping):
-        raise CheckpointError(
-            f"'{path}' holds a {type(contents).__name__}, not a state dict or module"
-        )
-    candidates = [
-        k
-        for k in NESTED_KEYS
-        if _is_state_dict(contents.get(k)) or isinstance(contents.get(k), nn.Module)
-    ]
-    if not candidates:
-        keys = ", ".join(map(str, list(contents)[:10]))
-        raise CheckpointError(f"'{path}' has no state dict under any known key (its keys: {keys})")
-    if len(candidates) > 1:
-        raise CheckpointError(
-            f"'{path}' is ambiguous: keys {candidates[0]!r} and {candidates[1]!r} both hold models"
-        )
-    return _strip_data_parallel(contents[candidates[0]]), candidates[0]
+def _strip_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # nn.DataParallel and DistributedDataParallel save the wrapped module's keys as "module.*".
+    prefix = "module."
+    if all(key.startswith(prefix) for key in state_dict):
+        return {key[len(prefix) :]: value for key, value in state_dict.items()}
+    return dict(state_dict)
 
 
-def _strip_data_parallel(found: Any) -> Any:
-    """nn.DataParallel saves every key as 'module.<name>'."""
-    if isinstance(found, Mapping) and all(k.startswith("module.") for k in found):
-        return {k[len("module.") :]: v for k, v in found.items()}
-    return found
+def _same_weights(a: Mapping[str, Any] | nn.Module, b: Mapping[str, Any] | nn.Module) -> bool:
+    a, b = (x.state_dict() if isinstance(x, nn.Module) else x for x in (a, b))
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _build(state_dict: Mapping[str, torch.Tensor], path: Path, options: LoadOptions) -> nn.Module:
-    if options.model:
-        module = _instantiate(options.model, options.init_args)
-    else:
+def _build(state_dict: Mapping[str, torch.Tensor], options: LoadOptions, path: Path) -> nn.Module:
+    if options.model is None:
         spec = LayerSpec.from_state_dict(
             state_dict,
             nonlinearity=options.nonlinearity,
@@ -175,54 +216,62 @@ def _build(state_dict: Mapping[str, torch.Tensor], path: Path, options: LoadOpti
             source=f"'{path}'",
         )
         module = spec.build()
-    module.float()  # float16/bfloat16/float64 weights are copied into float32 parameters
-    try:
-        result = module.load_state_dict(state_dict, strict=False)
-    except RuntimeError as error:  # size mismatches raise even when not strict
-        details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    else:
+        module = _instantiate(options.model, options.init_args)
+    expected = module.state_dict()
+    missing, unexpected = expected.keys() - state_dict.keys(), state_dict.keys() - expected.keys()
+    name = type(module).__name__
+    if missing or unexpected:
         raise CheckpointError(
-            f"'{path}' does not fit {options.model or type(module).__name__}: "
-            + (details[0] if details else str(error).splitlines()[0])
-        ) from error
-    if result.missing_keys or result.unexpected_keys:
-        raise CheckpointError(
-            f"'{path}' does not fit {options.model or type(module).__name__}: missing keys "
-            f"{_short(result.missing_keys)}, unexpected keys {_short(result.unexpected_keys)}"
+            f"'{path}' does not fit {name}: missing keys {_listed(sorted(missing))}; "
+            f"unexpected keys {_listed(sorted(unexpected))}"
         )
+    wrong = [
+        f"{key} {list(state_dict[key].shape)} (model: {list(value.shape)})"
+        for key, value in expected.items()
+        if state_dict[key].shape != value.shape
+    ]
+    if wrong:
+        raise CheckpointError(f"'{path}' does not fit {name}: size mismatch for {_listed(wrong)}")
+    # load_state_dict copies into the module's own float32 parameters, so float16, bfloat16
+    # and float64 checkpoints come out as the float32 model rnnx exports.
+    module.load_state_dict(state_dict, strict=True)
     return module
 
 
-def _instantiate(target: str, init_args: Mapping[str, Any]) -> nn.Module:
-    module_name, _, class_name = target.partition(":")
-    if not module_name or not class_name:
-        raise CheckpointError(f"--model must look like 'package.module:Class', got {target!r}")
+def _instantiate(class_path: str, init_args: Mapping[str, Any]) -> nn.Module:
+    module_name, colon, attribute = class_path.partition(":")
+    if not (module_name and colon and attribute):
+        raise CheckpointError(f"--model must be 'package.module:Class', got {class_path!r}")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except ImportError as error:
+        target = importlib.import_module(module_name)
+    except Exception as error:  # importing runs the user's code, which may raise anything
         raise CheckpointError(
-            f"--model {target}: cannot import {module_name!r}: {error}"
+            f"--model {class_path}: cannot import {module_name!r} ({_describe(error)})"
         ) from error
-    except AttributeError:
-        raise CheckpointError(f"--model {target}: {module_name!r} has no {class_name!r}") from None
+    if not hasattr(target, attribute):
+        raise CheckpointError(f"--model {class_path}: {module_name!r} has no {attribute!r}")
     try:
-        module = cls(**init_args)
-    except TypeError as error:
-        raise CheckpointError(f"--init-args do not fit {target}: {error}") from error
+        module = getattr(target, attribute)(**init_args)
+    except Exception as error:
+        raise CheckpointError(
+            f"--model {class_path} cannot be built with --init-args "
+            f"{json.dumps(dict(init_args), default=repr)}: {_describe(error)}"
+        ) from error
     if not isinstance(module, nn.Module):
-        raise CheckpointError(f"--model {target} is not an nn.Module class")
+        raise CheckpointError(f"--model {class_path} is a {type(module).__name__}, not nn.Module")
     return module
 
 
-def _short(keys: list[str], limit: int = 5) -> str:
-    if not keys:
-        return "none"
-    shown = ", ".join(keys[:limit])
-    return shown + (f" …and {len(keys) - limit} more" if len(keys) > limit else "")
+def _listed(items: Iterable[str]) -> str:
+    items = list(items)
+    shown = ", ".join(items[:_MAX_LISTED]) or "none"
+    more = len(items) - _MAX_LISTED
+    return f"{shown} …and {more} more" if more > 0 else shown
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _describe(error: BaseException) -> str:
+    """The error's type and the first line of its message, kept short for a one-line error."""
+    # torch's weights_only errors open with generic advice; the cause follows this marker.
+    lines = str(error).split("WeightsUnpickler error:")[-1].strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:160]}" if lines else type(error).__name__

@@ -91,7 +91,8 @@ def _check_dynamic(model: ir.Model, signature: Signature) -> None:
 @contextlib.contextmanager
 def _quiet():
     """torch.onnx prints progress lines and logs warnings about optional packages: hide them."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export")]
+    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript")
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)

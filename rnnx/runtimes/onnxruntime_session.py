@@ -40,9 +40,13 @@ class OnnxRuntimeSession(Session):
         session_options = ort.SessionOptions()
         if threads:
             session_options.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(
-            os.fspath(path), session_options, providers=[(ep, options)]
-        )
+        try:
+            self._session = ort.InferenceSession(
+                os.fspath(path), session_options, providers=[(ep, options)]
+            )
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise RnnxError(f"onnxruntime cannot load '{path}': {first_line[:300]}") from error
         self._output_names = [o.name for o in self._session.get_outputs()]
 
     @property
