@@ -211,6 +211,71 @@ def verify(
         raise RnnxError(f"verification failed: {report.first_failure()}")
 
 
+@main.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="A .npy (the model's one data input) or an .npz of named inputs.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the outputs (.npz).",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["onnxruntime", "torchscript", "eager"]),
+    default="onnxruntime",
+    show_default=True,
+)
+@click.option(
+    "--provider",
+    default="cpu",
+    show_default=True,
+    help="onnxruntime provider (cpu, cuda[:N], or a full provider name) or torch device.",
+)
+@click.option(
+    "--allow-fallback", is_flag=True, help="Run on CPU, with a warning, if the provider is missing."
+)
+@click.option("--threads", type=int, default=None, help="Intra-op threads (onnxruntime).")
+@click.option(
+    "--chunk",
+    type=int,
+    default=None,
+    help="Stream the time axis through a stateful session, N steps per call.",
+)
+def run(
+    model_dir: Path,
+    input_path: Path,
+    output_path: Path,
+    runtime: str,
+    provider: str,
+    allow_fallback: bool,
+    threads: int | None,
+    chunk: int | None,
+) -> None:
+    """Run the exported model in MODEL_DIR on arrays from a file; write its outputs to an .npz."""
+    from rnnx.run import RunOptions, run_file
+
+    options = RunOptions(
+        runtime=runtime,
+        provider=provider,
+        allow_fallback=allow_fallback,
+        threads=threads,
+        chunk=chunk,
+    )
+    outputs = run_file(model_dir, input_path, output_path, options)
+    for name, array in outputs.items():
+        click.echo(f"  {name:<12} {list(array.shape)}")
+    click.echo(f"wrote {output_path}")
+
+
 def _describe(spec: dict[str, Any]) -> str:
     from rnnx.exporter.spec import LayerSpec
 
@@ -222,6 +287,6 @@ def _print_report(report: Any) -> None:
     for artifact, row in report.summary().items():
         status = "PASS" if row["passed"] else "FAIL"
         click.echo(
-            f"  {status} {artifact:<12} {row['cases']:>3} checks  "
+            f"  {status} {artifact:<21} {row['cases']:>3} checks  "
             f"max abs {row['max_abs_error']:.2e}  max rel {row['max_rel_error']:.2e}"
         )

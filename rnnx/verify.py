@@ -21,6 +21,10 @@ from rnnx.exporter.signature import Signature, random_inputs
 
 # (batch, time) pairs: batch 1, time 1, an odd batch, a long sequence; none is the example.
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((1, 1), (3, 7), (1, 100), (4, 1), (5, 23))
+# Streaming check: a (batch, time) sequence fed in chunks of these sizes (the last chunk is
+# shorter when the size does not divide the time).
+STREAM_SIZE = (3, 23)
+STREAM_CHUNKS = (1, 3, 17)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,7 @@ class VerifyOptions:
     atol: float = 1e-5
     rtol: float = 1e-4
     sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
+    stream_chunks: tuple[int, ...] = STREAM_CHUNKS  # () skips the streaming check
     seed: int = 0
 
 
@@ -41,11 +46,13 @@ class OutputCheck:
     max_abs_error: float
     max_rel_error: float
     passed: bool
+    chunk: int | None = None  # streamed in chunks of this many steps; None: whole sequence
 
     def describe(self) -> str:
+        streamed = f", streamed in chunks of {self.chunk}" if self.chunk else ""
         return (
             f"{self.artifact} output {self.output!r} at batch {self.batch}, time {self.time}, "
-            f"{self.initial_state} state: max abs error {self.max_abs_error:.3g}, "
+            f"{self.initial_state} state{streamed}: max abs error {self.max_abs_error:.3g}, "
             f"max rel error {self.max_rel_error:.3g}"
         )
 
@@ -68,8 +75,9 @@ class VerificationReport:
         """Per artifact: worst errors over every case and output."""
         result: dict[str, dict[str, Any]] = {}
         for check in self.checks:
+            key = f"{check.artifact} streamed" if check.chunk else check.artifact
             row = result.setdefault(
-                check.artifact,
+                key,
                 {"max_abs_error": 0.0, "max_rel_error": 0.0, "passed": True, "cases": 0},
             )
             row["max_abs_error"] = max(row["max_abs_error"], check.max_abs_error)
@@ -127,7 +135,51 @@ def verify_artifacts(
                             output=name,
                         )
                     )
+    if signature.streamable:
+        for fmt, session in sessions.items():
+            checks += _stream_checks(fmt, session, eager, signature, options)
     return VerificationReport(options.atol, options.rtol, checks)
+
+
+def _stream_checks(
+    artifact: str, session: Any, eager: Any, signature: Signature, options: VerifyOptions
+) -> list[OutputCheck]:
+    """Feed one sequence chunk by chunk through a Stream; compare with eager on all of it."""
+    batch, time = STREAM_SIZE
+    feeds = random_inputs(signature, {"batch": batch, "time": time}, seed=options.seed + 99)
+    expected = eager.run(feeds)
+    states = {name: feeds[name] for name in signature.state_inputs}
+    data = {t.name: (feeds[t.name], t.dims.index("time")) for t in signature.data_inputs}
+    checks = []
+    for chunk in options.stream_chunks:
+        stream = session.stream(batch)
+        stream.set_state(states)
+        pieces: list[dict[str, np.ndarray]] = []
+        for start in range(0, time, chunk):
+            pieces.append(
+                stream.step({n: _take(a, axis, start, chunk) for n, (a, axis) in data.items()})
+            )
+        actual = dict(stream.state)
+        actual = {o: actual[i] for o, i in signature.state_pairs}
+        for name in pieces[0]:
+            dims = signature.output(name).dims
+            actual[name] = (
+                np.concatenate([p[name] for p in pieces], axis=dims.index("time"))
+                if "time" in dims
+                else pieces[-1][name]
+            )
+        for name in signature.output_names:
+            checks.append(
+                _compare(actual[name], expected[name], options, artifact=artifact, batch=batch,
+                         time=time, initial_state="random", output=name, chunk=chunk)
+            )  # fmt: skip
+    return checks
+
+
+def _take(array: np.ndarray, axis: int, start: int, length: int) -> np.ndarray:
+    index = [slice(None)] * array.ndim
+    index[axis] = slice(start, start + length)
+    return array[tuple(index)]
 
 
 def _compare(

@@ -37,6 +37,9 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
     # final-state output name -> initial-state input name
     state_pairs: tuple[tuple[str, str], ...] = ()
+    # True when feeding a sequence chunk by chunk, carrying the states, equals one call on the
+    # whole sequence: the model has states and no part of it looks ahead (no reverse direction).
+    streamable: bool = False
 
     @property
     def input_names(self) -> list[str]:
@@ -50,6 +53,18 @@ class Signature:
     def state_inputs(self) -> list[str]:
         return [i for _, i in self.state_pairs]
 
+    @property
+    def data_inputs(self) -> list[TensorSpec]:
+        """The inputs that are not states (what a stream is fed)."""
+        states = set(self.state_inputs)
+        return [t for t in self.inputs if t.name not in states]
+
+    def input(self, name: str) -> TensorSpec:
+        return next(t for t in self.inputs if t.name == name)
+
+    def output(self, name: str) -> TensorSpec:
+        return next(t for t in self.outputs if t.name == name)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "inputs": [
@@ -59,6 +74,7 @@ class Signature:
                 {"name": t.name, "dims": list(t.dims), "dtype": t.dtype} for t in self.outputs
             ],
             "state_pairs": [list(p) for p in self.state_pairs],
+            "streamable": self.streamable,
         }
 
     @classmethod
@@ -72,6 +88,7 @@ class Signature:
             inputs=tensors(data["inputs"]),
             outputs=tensors(data["outputs"]),
             state_pairs=tuple((o, i) for o, i in data.get("state_pairs", [])),
+            streamable=bool(data.get("streamable", False)),
         )
 
     @classmethod
@@ -87,7 +104,7 @@ class Signature:
             inputs.append(TensorSpec(initial, (stack, "batch", spec.state_size(initial))))
             outputs.append(TensorSpec(final, (stack, "batch", spec.state_size(initial))))
         pairs = tuple(zip(spec.final_state_names, spec.state_names))
-        return cls(tuple(inputs), tuple(outputs), pairs)
+        return cls(tuple(inputs), tuple(outputs), pairs, streamable=not spec.bidirectional)
 
 
 METADATA_PREFIX = "rnnx."
@@ -107,6 +124,7 @@ def artifact_metadata(signature: Signature, spec: LayerSpec | None, version: str
         "state_pairs": ",".join(f"{o}:{i}" for o, i in signature.state_pairs),
         "batch_axis": str(first.dims.index("batch")) if "batch" in first.dims else "",
         "time_axis": str(first.dims.index("time")) if "time" in first.dims else "",
+        "streamable": "1" if signature.streamable else "0",
         "signature": json.dumps(signature.to_dict()),
     }
     if spec is not None:

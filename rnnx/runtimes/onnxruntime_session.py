@@ -1,8 +1,11 @@
-"""onnxruntime backend."""
+"""onnxruntime backend: any execution provider, loud about which one actually runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,8 +14,39 @@ from rnnx.errors import RnnxError
 from rnnx.exporter.signature import Signature
 from rnnx.runtimes.base import Session
 
-# Short provider names users type, and the execution provider each stands for.
-PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# Short provider names users type, and the execution provider each stands for. Any other
+# installed provider is accepted by its full name (TensorrtExecutionProvider, ...).
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+# Device kind of OrtValues for providers whose inputs/outputs live in device memory.
+_DEVICE = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
+_OPTIMIZATION = ("disable", "basic", "extended", "all")
+
+
+@dataclasses.dataclass(frozen=True)
+class OnnxRuntimeOptions:
+    threads: int | None = None  # intra-op threads (None: onnxruntime's default, all cores)
+    inter_op_threads: int | None = None
+    graph_optimization: str = "all"  # disable | basic | extended | all
+    optimized_model_path: str | None = None  # save the graph onnxruntime actually runs
+    provider_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    allow_fallback: bool = False  # run on CPU (with a warning) if the provider is unavailable
+
+
+def resolve_provider(provider: str) -> tuple[str, int | None]:
+    """'cuda:1' -> ('CUDAExecutionProvider', 1); 'cpu' -> ('CPUExecutionProvider', None)."""
+    name, _, device = provider.partition(":")
+    ep = PROVIDER_ALIASES.get(name.lower(), name)
+    if device and not device.isdigit():
+        raise RnnxError(f"provider {provider!r}: device must be a number, as in cuda:0")
+    return ep, int(device) if device else None
 
 
 class OnnxRuntimeSession(Session):
@@ -24,30 +58,53 @@ class OnnxRuntimeSession(Session):
         signature: Signature,
         *,
         provider: str = "cpu",
-        threads: int | None = None,
+        options: OnnxRuntimeOptions = OnnxRuntimeOptions(),
     ) -> None:
         import onnxruntime as ort
 
         super().__init__(signature)
-        name, _, device = provider.partition(":")
-        ep = PROVIDER_ALIASES.get(name.lower(), provider)
+        ep, device_id = resolve_provider(provider)
         available = ort.get_available_providers()
         if ep not in available:
+            ep, device_id = self._fall_back(provider, ep, available, options)
+        provider_options = dict(options.provider_options)
+        if device_id is not None:
+            provider_options["device_id"] = device_id
+        self._session = self._create(path, _session_options(options), ep, provider_options)
+        if ep not in self._session.get_providers():
+            # onnxruntime itself falls back to CPU when a listed provider fails to initialise
+            # (no driver, no device): that must not pass silently either.
+            self._fall_back(provider, ep, self._session.get_providers(), options)
+        self.device = _DEVICE.get(self._session.get_providers()[0], "cpu")
+        self.device_id = device_id or 0
+        self._output_names = [o.name for o in self._session.get_outputs()]
+
+    @staticmethod
+    def _fall_back(
+        requested: str, ep: str, available: list[str], options: OnnxRuntimeOptions
+    ) -> tuple[str, None]:
+        if not options.allow_fallback:
             raise RnnxError(
-                f"provider {provider!r} ({ep}) is not available; available: {', '.join(available)}"
+                f"provider {requested!r} ({ep}) is not available; available: {', '.join(available)}"
             )
-        options: dict[str, Any] = {"device_id": int(device)} if device else {}
-        session_options = ort.SessionOptions()
-        if threads:
-            session_options.intra_op_num_threads = threads
+        warnings.warn(
+            f"provider {requested!r} ({ep}) is not available; running on CPUExecutionProvider",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "CPUExecutionProvider", None
+
+    @staticmethod
+    def _create(path: Any, session_options: Any, ep: str, provider_options: dict[str, Any]) -> Any:
+        import onnxruntime as ort
+
         try:
-            self._session = ort.InferenceSession(
-                os.fspath(path), session_options, providers=[(ep, options)]
+            return ort.InferenceSession(
+                os.fspath(path), session_options, providers=[(ep, provider_options)]
             )
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise RnnxError(f"onnxruntime cannot load '{path}': {first_line[:300]}") from error
-        self._output_names = [o.name for o in self._session.get_outputs()]
 
     @property
     def providers(self) -> list[str]:
@@ -56,3 +113,62 @@ class OnnxRuntimeSession(Session):
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         outputs = self._session.run(self._output_names, feeds)
         return dict(zip(self._output_names, outputs))
+
+    # Streaming keeps states as OrtValues in the provider's memory and binds them with IO
+    # binding: on CUDA the state never crosses to the host between chunks, only the chunk in
+    # and the outputs out. On CPU the same code runs (OrtValues in host memory), which is how
+    # CI exercises it.
+    def _state_from_numpy(self, state: dict[str, np.ndarray]) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        return {
+            name: ort.OrtValue.ortvalue_from_numpy(
+                np.ascontiguousarray(a), self.device, self.device_id
+            )
+            for name, a in state.items()
+        }
+
+    def _state_to_numpy(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
+        return {name: value.numpy() for name, value in state.items()}
+
+    def _step(self, feeds: dict[str, np.ndarray], state: dict[str, Any]) -> tuple[dict, dict]:
+        binding = self._session.io_binding()
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(array))
+        for name, value in state.items():
+            binding.bind_ortvalue_input(name, value)
+        state_outputs = {o for o, _ in self.signature.state_pairs}
+        for name in self._output_names:
+            device = self.device if name in state_outputs else "cpu"
+            binding.bind_output(name, device, self.device_id if device != "cpu" else 0)
+        self._session.run_with_iobinding(binding)
+        values = dict(zip(self._output_names, binding.get_outputs()))
+        outputs = {
+            name: value.numpy() for name, value in values.items() if name not in state_outputs
+        }
+        return outputs, {i: values[o] for o, i in self.signature.state_pairs}
+
+
+def _session_options(options: OnnxRuntimeOptions) -> Any:
+    import onnxruntime as ort
+
+    if options.graph_optimization not in _OPTIMIZATION:
+        raise RnnxError(
+            f"graph optimization must be one of {', '.join(_OPTIMIZATION)}, "
+            f"got {options.graph_optimization!r}"
+        )
+    session_options = ort.SessionOptions()
+    if options.threads:
+        session_options.intra_op_num_threads = options.threads
+    if options.inter_op_threads:
+        session_options.inter_op_num_threads = options.inter_op_threads
+    level = ort.GraphOptimizationLevel
+    session_options.graph_optimization_level = {
+        "disable": level.ORT_DISABLE_ALL,
+        "basic": level.ORT_ENABLE_BASIC,
+        "extended": level.ORT_ENABLE_EXTENDED,
+        "all": level.ORT_ENABLE_ALL,
+    }[options.graph_optimization]
+    if options.optimized_model_path:
+        session_options.optimized_model_filepath = os.fspath(options.optimized_model_path)
+    return session_options

@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import torch
 
+from rnnx.errors import RnnxError
 from rnnx.exporter.signature import Signature
 from rnnx.runtimes.base import Session
+
+
+def torch_device(device: str) -> torch.device:
+    """'cpu', 'cuda', 'cuda:1' -> torch.device, with a clear error when CUDA is missing."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as error:
+        raise RnnxError(
+            f"device {device!r} is not a torch device (expected cpu, cuda or cuda:N)"
+        ) from error
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RnnxError(f"device {device!r} requested but this torch build sees no CUDA device")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise RnnxError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif parsed.type != "cpu":
+        raise RnnxError(f"device {device!r} is not supported (expected cpu, cuda or cuda:N)")
+    return parsed
 
 
 class EagerSession(Session):
@@ -20,25 +40,41 @@ class EagerSession(Session):
         self, module: torch.nn.Module, signature: Signature, *, device: str = "cpu"
     ) -> None:
         super().__init__(signature)
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         self.module = module.eval().to(self.device)
 
     @property
     def providers(self) -> list[str]:
         return [str(self.device)]
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tensors = [
-            torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in feeds.values()
-        ]
+    def _forward(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
-            result = self.module(*tensors)
+            result = self.module(*(tensors[n] for n in self.signature.input_names))
         if isinstance(result, torch.Tensor):
             result = (result,)
+        return dict(zip(self.signature.output_names, result))
+
+    def _to_device(self, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         return {
-            name: tensor.detach().cpu().numpy()
-            for name, tensor in zip(self.signature.output_names, result)
+            name: torch.from_numpy(np.ascontiguousarray(a)).to(self.device, non_blocking=True)
+            for name, a in arrays.items()
         }
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._forward(self._to_device(feeds))
+        return {name: t.cpu().numpy() for name, t in outputs.items()}
+
+    # Streaming states stay torch tensors on the session's device between chunks.
+    def _state_from_numpy(self, state: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return self._to_device(state)
+
+    def _state_to_numpy(self, state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return {name: t.cpu().numpy() for name, t in state.items()}
+
+    def _step(self, feeds: dict[str, np.ndarray], state: Any) -> tuple[dict, dict]:
+        outputs = self._forward({**self._to_device(feeds), **state})
+        next_state = {i: outputs.pop(o) for o, i in self.signature.state_pairs}
+        return {name: t.cpu().numpy() for name, t in outputs.items()}, next_state
 
 
 class TorchScriptSession(EagerSession):
@@ -47,5 +83,10 @@ class TorchScriptSession(EagerSession):
     def __init__(
         self, path: str | os.PathLike, signature: Signature, *, device: str = "cpu"
     ) -> None:
-        module = torch.jit.load(os.fspath(path), map_location=device)
+        target = torch_device(device)
+        try:
+            module = torch.jit.load(os.fspath(path), map_location=target)
+        except Exception as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise RnnxError(f"cannot load TorchScript '{path}': {first_line[:300]}") from error
         super().__init__(module, signature, device=device)

@@ -1,0 +1,131 @@
+"""`rnnx run`: arrays from a .npy/.npz file through an exported model, outputs to an .npz."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnx.errors import InputError, RnnxError
+from rnnx.runtimes import Session, load
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    runtime: str = "onnxruntime"
+    provider: str = "cpu"
+    allow_fallback: bool = False
+    threads: int | None = None
+    chunk: int | None = None  # stream the time axis in chunks of this many steps
+
+
+def run_file(
+    model_dir: str | os.PathLike,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    options: RunOptions = RunOptions(),
+) -> dict[str, np.ndarray]:
+    session = load(
+        model_dir,
+        options.runtime,
+        provider=options.provider,
+        allow_fallback=options.allow_fallback,
+        threads=options.threads,
+    )
+    feeds = _with_zero_states(session, read_arrays(input_path, session))
+    chunked = options.chunk is not None
+    outputs = run_chunked(session, feeds, options.chunk) if chunked else session.run(feeds)
+    write_npz(Path(output_path), outputs)
+    return outputs
+
+
+def run_chunked(
+    session: Session, feeds: dict[str, np.ndarray], chunk: int
+) -> dict[str, np.ndarray]:
+    """Stream `feeds` through a stateful session `chunk` time steps at a time."""
+    if chunk < 1:
+        raise RnnxError(f"--chunk must be at least 1, got {chunk}")
+    signature = session.signature
+    data = signature.data_inputs
+    first = data[0]
+    batch = feeds[first.name].shape[first.dims.index("batch")]
+    time = feeds[first.name].shape[first.dims.index("time")]
+    stream = session.stream(batch)
+    stream.set_state({name: feeds[name] for name in signature.state_inputs})
+    pieces = []
+    for start in range(0, time, chunk):
+        step = {}
+        for tensor in data:
+            axis = tensor.dims.index("time")
+            step[tensor.name] = np.take(
+                feeds[tensor.name], range(start, min(start + chunk, time)), axis
+            )
+        pieces.append(stream.step(step))
+    outputs: dict[str, np.ndarray] = {}
+    for name in pieces[0]:
+        dims = signature.output(name).dims
+        outputs[name] = (
+            np.concatenate([p[name] for p in pieces], axis=dims.index("time"))
+            if "time" in dims
+            else pieces[-1][name]
+        )
+    final = stream.state
+    outputs.update({o: final[i] for o, i in signature.state_pairs})
+    return {name: outputs[name] for name in signature.output_names}
+
+
+def read_arrays(path: str | os.PathLike, session: Session) -> dict[str, np.ndarray]:
+    """A .npy file is the model's one data input; an .npz maps input names to arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise RnnxError(f"input file '{path}' not found")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                return {k: archive[k] for k in archive.files}
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise RnnxError(f"'{path}' is not a readable .npy/.npz file: {error}") from error
+    data = session.signature.data_inputs
+    if len(data) != 1:
+        names = ", ".join(t.name for t in data)
+        raise InputError(f"the model has several data inputs ({names}): pass an .npz naming them")
+    return {data[0].name: array}
+
+
+def _with_zero_states(session: Session, feeds: dict[str, Any]) -> dict[str, Any]:
+    """Initial states not given in the file start at zero, for the input's batch size."""
+    signature = session.signature
+    missing = [name for name in signature.state_inputs if name not in feeds]
+    if not missing:
+        return feeds
+    first = signature.data_inputs[0]
+    if first.name not in feeds:
+        names = ", ".join(signature.input_names)
+        raise InputError(f"missing input {first.name!r}; the model's inputs are {names}")
+    array = np.asarray(feeds[first.name])
+    if array.ndim != len(first.dims):
+        raise InputError(
+            f"input {first.name!r} has shape {list(array.shape)}, expected {first.describe()}"
+        )
+    batch = array.shape[first.dims.index("batch")]
+    zeros = {
+        name: np.zeros(signature.input(name).shape_for({"batch": batch}), np.float32)
+        for name in missing
+    }
+    return {**feeds, **zeros}
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Through a temporary file and a rename: never a half-written output."""
+    if not path.parent.is_dir():
+        raise RnnxError(f"output directory '{path.parent}' does not exist")
+    temporary = path.with_name(f".{path.name}.tmp.npz")
+    try:
+        np.savez(temporary, **arrays)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

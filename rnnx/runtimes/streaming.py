@@ -1,0 +1,143 @@
+"""Stateful streaming over a stateless session: the hidden state carried between chunks.
+
+onnxruntime sessions (and the exported graphs) are stateless: the state goes in as `h0`/`c0`
+and comes out as `h_n`/`c_n`. A Stream feeds each chunk with the state the previous chunk
+returned, so feeding a sequence chunk by chunk equals one call on the whole sequence (for
+models without a reverse direction). Streams are cheap: many share one loaded session, one
+thread per stream is safe, and several streams can be stacked into one batched call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rnnx.errors import InputError, RnnxError
+
+if TYPE_CHECKING:
+    from rnnx.runtimes.base import Session
+
+
+class Stream:
+    def __init__(self, session: Session, batch: int = 1) -> None:
+        signature = session.signature
+        if not signature.state_pairs:
+            raise RnnxError(
+                "this model has no state inputs (exported --stateless?); it cannot stream"
+            )
+        if not signature.streamable:
+            raise RnnxError(
+                "this model cannot stream: a bidirectional layer needs the whole sequence "
+                "(run it on complete sequences with session.run)"
+            )
+        if batch < 1:
+            raise InputError(f"stream batch must be at least 1, got {batch}")
+        self.session = session
+        self.batch = batch
+        self._state: Any = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to zero states, as at the start of a new sequence."""
+        self._state = self.session._state_from_numpy(self._zeros())
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the current states, by state input name (h0, c0)."""
+        return {k: np.array(v) for k, v in self.session._state_to_numpy(self._state).items()}
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Resume from saved states (as returned by `state`)."""
+        from rnnx.runtimes.base import check_names, validate
+
+        signature = self.session.signature
+        check_names(state, signature.state_inputs)
+        arrays = {k: np.ascontiguousarray(state[k]) for k in signature.state_inputs}
+        specs = [signature.input(name) for name in signature.state_inputs]
+        validate(specs, arrays, {"batch": self.batch})
+        self._state = self.session._state_from_numpy(arrays)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the states to an .npz file (atomically: temporary file, then rename)."""
+        path = Path(path)
+        temporary = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(temporary, **self.state)
+        os.replace(temporary, path)
+
+    def restore(self, path: str | os.PathLike) -> None:
+        try:
+            with np.load(path) as saved:
+                state = {k: saved[k] for k in saved.files}
+        except (OSError, ValueError) as error:
+            raise RnnxError(f"cannot read stream state '{path}': {error}") from error
+        self.set_state(state)
+
+    def step(self, chunk: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one chunk (any number of time steps); returns the data outputs.
+
+        The final states stay in the stream (on the session's device) for the next chunk;
+        read them with `state`.
+        """
+        feeds = self._feeds(chunk)
+        outputs, self._state = self.session._step(feeds, self._state)
+        return outputs
+
+    def _feeds(self, chunk: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from rnnx.runtimes.base import check_names, validate
+
+        specs = self.session.signature.data_inputs
+        if not isinstance(chunk, Mapping):
+            if len(specs) != 1:
+                names = ", ".join(s.name for s in specs)
+                raise InputError(f"this model takes several inputs ({names}): pass a mapping")
+            chunk = {specs[0].name: chunk}
+        check_names(chunk, [s.name for s in specs])
+        feeds = {s.name: np.asarray(chunk[s.name]) for s in specs}
+        validate(specs, feeds, {"batch": self.batch})
+        return feeds
+
+    def _zeros(self) -> dict[str, np.ndarray]:
+        signature = self.session.signature
+        return {
+            name: np.zeros(signature.input(name).shape_for({"batch": self.batch}), np.float32)
+            for name in signature.state_inputs
+        }
+
+
+def step_together(
+    streams: Sequence[Stream], chunks: Sequence[np.ndarray | Mapping[str, np.ndarray]]
+) -> list[dict[str, np.ndarray]]:
+    """Advance several streams of one session in a single batched call.
+
+    Inputs and states are concatenated along their batch axes and the outputs split back, so
+    serving N users costs one call instead of N. Chunks must have the same length in time.
+    """
+    if not streams or len(streams) != len(chunks):
+        raise InputError(f"got {len(streams)} streams and {len(chunks)} chunks")
+    session = streams[0].session
+    if any(s.session is not session for s in streams):
+        raise InputError("streams stacked together must share one session")
+    signature = session.signature
+    feeds_per_stream = [s._feeds(c) for s, c in zip(streams, chunks)]
+    states = [s.state for s in streams]
+    feeds = {
+        t.name: np.concatenate([f[t.name] for f in feeds_per_stream], axis=t.dims.index("batch"))
+        for t in signature.data_inputs
+    }
+    for name in signature.state_inputs:
+        axis = signature.input(name).dims.index("batch")
+        feeds[name] = np.concatenate([s[name] for s in states], axis=axis)
+    outputs = session.run(feeds)
+    bounds = np.cumsum([s.batch for s in streams])[:-1]
+    results: list[dict[str, np.ndarray]] = [{} for _ in streams]
+    for tensor in signature.outputs:
+        parts = np.split(outputs[tensor.name], bounds, axis=tensor.dims.index("batch"))
+        for result, part in zip(results, parts):
+            result[tensor.name] = part
+    for stream, result in zip(streams, results):
+        stream.set_state({i: result.pop(o) for o, i in signature.state_pairs})
+    return results
