@@ -129,6 +129,7 @@ class OnnxRuntimeSession(Session):
         }
 
     def _state_to_numpy(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
+        # OrtValue.numpy() copies device memory to the host in CUDA/ROCm builds.
         return {name: value.numpy() for name, value in state.items()}
 
     def _step(self, feeds: dict[str, np.ndarray], state: dict[str, Any]) -> tuple[dict, dict]:
