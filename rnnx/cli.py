@@ -121,6 +121,12 @@ def _tolerance_options(command: Any) -> Any:
     help="Allow unpickling a full nn.Module (this runs code from the file).",
 )
 @click.option("--force", is_flag=True, help="Replace an existing export directory.")
+@click.option(
+    "--quantize",
+    type=click.Choice(["int8"]),
+    default=None,
+    help="Also write a dynamically quantized ONNX model (model.int8.onnx).",
+)
 @_tolerance_options
 def export(
     checkpoint: Path,
@@ -135,6 +141,7 @@ def export(
     batch_first: bool,
     trust_checkpoint: bool,
     force: bool,
+    quantize: str | None,
     atol: float,
     rtol: float,
 ) -> None:
@@ -158,6 +165,7 @@ def export(
         verify=not no_verify,
         verify_options=VerifyOptions(atol=atol, rtol=rtol),
         force=force,
+        quantize=quantize,
     )
     load_options = LoadOptions(
         model=model_class,
@@ -171,6 +179,9 @@ def export(
     click.echo(f"exported {spec and _describe(spec)} to {result.output_dir}/")
     for fmt_name, name in result.manifest["artifacts"].items():
         click.echo(f"  {name:<24} {fmt_name}")
+    quantization = result.manifest.get("quantization") or {}
+    if quantization and not quantization.get("int8"):
+        click.echo(f"  no int8 model: {quantization['reason']}")
     if result.report is not None:
         _print_report(result.report)
     else:
@@ -276,6 +287,98 @@ def run(
     click.echo(f"wrote {output_path}")
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"expected positive integers, got {text!r}")
+    return values
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    type=click.Choice(["eager", "torchscript", "onnxruntime", "onnxruntime-int8"]),
+    help="Runtimes to measure (repeatable; default: every one the export has).",
+)
+@click.option(
+    "--provider", default="cpu", show_default=True, help="onnxruntime provider / torch device."
+)
+@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,16.")
+@click.option(
+    "--time", "times", default="100", show_default=True, help="Sequence lengths, e.g. 100,200."
+)
+@click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2.")
+@click.option(
+    "--chunk",
+    "chunks",
+    default=None,
+    help="Streaming mode: per-chunk latency for these chunk sizes, e.g. 1,10.",
+)
+@click.option(
+    "--frame-rate",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Frames per second of a stream, for the real-time factor.",
+)
+@click.option("--repeats", type=int, default=30, show_default=True, help="Timed calls per runtime.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a latency chart (PNG; needs matplotlib).",
+)
+def bench(
+    export_dir: Path,
+    runtimes: tuple[str, ...],
+    provider: str,
+    batches: str,
+    times: str,
+    threads: str,
+    chunks: str | None,
+    frame_rate: float,
+    repeats: int,
+    json_path: Path | None,
+    csv_path: Path | None,
+    plot_path: Path | None,
+) -> None:
+    """Latency of EXPORT_DIR across runtimes, side by side with eager and the machine's floor."""
+    from rnnx.bench import BenchOptions, configurations, format_table, plot, write_csv
+    from rnnx.bench import bench as run_bench
+    from rnnx.exporter.manifest import write_json
+
+    options = BenchOptions(
+        runtimes=runtimes or BenchOptions().runtimes,
+        provider=provider,
+        batches=_int_list(batches),
+        times=_int_list(times),
+        threads=_int_list(threads),
+        chunks=_int_list(chunks) if chunks else (),
+        frame_rate=frame_rate,
+        repeats=repeats,
+    )
+    with click.progressbar(
+        length=configurations(options), label="benchmarking", file=sys.stderr
+    ) as bar:
+        rows = run_bench(export_dir, options, progress=bar.update)
+    click.echo(format_table(rows))
+    if json_path:
+        write_json(json_path, [r.to_dict() for r in rows])
+    if csv_path:
+        write_csv(rows, csv_path)
+    if plot_path:
+        plot(rows, plot_path, title=str(export_dir))
+
+
 def _describe(spec: dict[str, Any]) -> str:
     from rnnx.exporter.spec import LayerSpec
 
@@ -283,7 +386,12 @@ def _describe(spec: dict[str, Any]) -> str:
 
 
 def _print_report(report: Any) -> None:
-    click.echo(f"verification against eager PyTorch (atol {report.atol:g}, rtol {report.rtol:g}):")
+    from rnnx.verify import INT8_ATOL, INT8_RTOL
+
+    click.echo(
+        f"verification against eager PyTorch (atol {report.atol:g}, rtol {report.rtol:g}; "
+        f"int8 models: atol {INT8_ATOL:g}, rtol {INT8_RTOL:g}):"
+    )
     for artifact, row in report.summary().items():
         status = "PASS" if row["passed"] else "FAIL"
         click.echo(

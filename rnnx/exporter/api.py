@@ -7,6 +7,7 @@ import datetime
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +17,9 @@ from torch import nn
 import rnnx
 from rnnx.errors import RnnxError, UnsupportedModelError, VerificationError
 from rnnx.exporter.layer_module import wrap_layer
-from rnnx.exporter.manifest import ARTIFACTS, MANIFEST, write_json
+from rnnx.exporter.manifest import ARTIFACTS, MANIFEST, QUANTIZED_ARTIFACT, write_json
 from rnnx.exporter.onnx_export import DEFAULT_OPSET, MIN_OPSET, export_onnx
+from rnnx.exporter.quantize import quantize_int8
 from rnnx.exporter.signature import Signature, artifact_metadata, random_inputs
 from rnnx.exporter.spec import LayerSpec
 from rnnx.exporter.torchscript_export import export_torchscript
@@ -39,6 +41,7 @@ class ExportOptions:
     verify: bool = True
     verify_options: VerifyOptions = VerifyOptions()
     force: bool = False  # replace an existing output directory
+    quantize: str | None = None  # "int8": also write a dynamically quantized ONNX model
 
 
 @dataclasses.dataclass
@@ -93,6 +96,9 @@ def _export_layer(
                 opset=options.opset,
                 metadata=metadata,
             )
+        quantization = None
+        if options.quantize:
+            quantization = _quantize(staging, artifacts, spec)
         if "torchscript" in artifacts:
             export_torchscript(
                 reference, example, staging / artifacts["torchscript"], metadata=metadata
@@ -118,6 +124,7 @@ def _export_layer(
             "example_sizes": EXAMPLE_SIZES,
             "artifacts": artifacts,
             "source": source,
+            "quantization": quantization,
             "verification": report.to_dict() if report else None,
         }
         write_json(staging / MANIFEST, manifest)
@@ -141,7 +148,24 @@ def export_checkpoint(
     return export(loaded.module, output_dir, options, source=loaded.source)
 
 
+def _quantize(staging: Path, artifacts: dict[str, str], spec: LayerSpec) -> dict[str, Any]:
+    """Add the int8 artifact to `artifacts` when onnxruntime's quantizer finds work to do."""
+    name, filename = QUANTIZED_ARTIFACT
+    ops = quantize_int8(staging / artifacts["onnx"], staging / filename)
+    if not ops:
+        (staging / filename).unlink()
+        reason = f"onnxruntime's quantizer has no {spec.kind} support; nothing to quantize"
+        warnings.warn(f"--quantize int8: {reason}; no int8 model written", stacklevel=3)
+        return {"int8": None, "reason": reason}
+    artifacts[name] = filename
+    return {"int8": filename, "quantized_ops": ops}
+
+
 def _check_options(options: ExportOptions) -> None:
+    if options.quantize not in (None, "int8"):
+        raise RnnxError(f"--quantize must be int8, got {options.quantize!r}")
+    if options.quantize and "onnx" not in options.formats:
+        raise RnnxError("--quantize int8 quantizes the ONNX model: include onnx in --format")
     unknown = [f for f in options.formats if f not in ARTIFACTS]
     if unknown or not options.formats:
         raise RnnxError(f"--format must be one of {', '.join(ARTIFACTS)} or all, got {unknown}")

@@ -12,6 +12,7 @@ from rnnx.exporter.signature import Signature
 
 MANIFEST = "rnnx.json"
 ARTIFACTS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+QUANTIZED_ARTIFACT = ("onnx_int8", "model.int8.onnx")  # written by --quantize int8
 
 
 def read_manifest(export_dir: str | os.PathLike) -> dict[str, Any]:

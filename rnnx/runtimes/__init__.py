@@ -23,6 +23,7 @@ def load(
     allow_fallback: bool = False,
     threads: int | None = None,
     reference: Any = None,
+    artifact: str | None = None,
     **onnxruntime_options: Any,
 ) -> Session:
     """Open an export directory as a Session: `session.run(feeds) -> outputs`.
@@ -30,6 +31,7 @@ def load(
     runtime: "onnxruntime" (provider "cpu", "cuda[:N]" or any installed execution provider by
     name), "torchscript" or "eager" (provider is the torch device: "cpu", "cuda[:N]"). The eager
     model is rebuilt from the checkpoint recorded at export, or is `reference` if given.
+    `artifact` picks another ONNX file of the export for onnxruntime ("onnx_int8").
     Extra keyword arguments are OnnxRuntimeOptions fields (inter_op_threads,
     graph_optimization, optimized_model_path, provider_options).
     """
@@ -44,7 +46,9 @@ def load(
     if runtime == "eager":
         device = _torch_device(provider, allow_fallback)
         return _eager(export_dir, manifest, signature, device, reference)
-    artifact = "onnx" if runtime == "onnxruntime" else "torchscript"
+    if artifact is not None and (runtime != "onnxruntime" or not artifact.startswith("onnx")):
+        raise RnnxError(f"artifact {artifact!r} is not an ONNX model for onnxruntime")
+    artifact = artifact or ("onnx" if runtime == "onnxruntime" else "torchscript")
     path: Path | None = artifact_paths(export_dir, manifest).get(artifact)
     if path is None or not path.is_file():
         raise RnnxError(

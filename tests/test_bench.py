@@ -1,0 +1,101 @@
+"""`rnnx bench` and the benchmark suite, at tiny sizes (no timing assertions: speed is
+measured in benchmarks/, not in tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from rnnx.bench import BenchOptions, bench, layer_cost
+from rnnx.cli import main
+from rnnx.exporter.spec import LayerSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_cli_measures_every_runtime_side_by_side(tmp_path) -> None:
+    checkpoint = tmp_path / "lstm.pt"
+    torch.save(nn.LSTM(4, 8, 2).state_dict(), checkpoint)
+    out = tmp_path / "out"
+    assert (
+        CliRunner()
+        .invoke(main, ["export", str(checkpoint), "-o", str(out), "--quantize", "int8"])
+        .exit_code
+        == 0
+    )
+    args = [
+        "bench",
+        str(out),
+        "--batch",
+        "1,3",
+        "--time",
+        "5",
+        "--repeats",
+        "3",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--csv",
+        str(tmp_path / "r.csv"),
+        "--plot",
+        str(tmp_path / "r.png"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "r.json").read_text())
+    runtimes = {"eager", "torchscript", "onnxruntime", "onnxruntime-int8"}
+    assert {r["runtime"] for r in rows} == runtimes and len(rows) == 8
+    for row in rows:
+        assert row["p50_ms"] > 0 and row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["repeats"] >= 3 and row["providers"]
+        assert row["ratio_to_eager"] > 0 and row["sequences_per_s"] > 0
+    assert all(r["ratio_to_eager"] == 1.0 for r in rows if r["runtime"] == "eager")
+    assert all(r["times_floor"] is not None for r in rows if r["runtime"] == "onnxruntime")
+    assert (tmp_path / "r.csv").read_text().startswith("runtime,")
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    assert "onnxruntime-int8" in result.output
+
+
+def test_streaming_mode_reports_real_time_factor(tmp_path) -> None:
+    layer = nn.GRU(4, 8).eval()
+    from rnnx.exporter.api import ExportOptions, export
+
+    export(layer, tmp_path / "gru", ExportOptions(verify=False))
+    options = BenchOptions(runtimes=("eager", "onnxruntime"), chunks=(1, 4), times=(8,), repeats=3)
+    rows = bench(tmp_path / "gru", options, reference=layer)
+    assert {(r.runtime, r.chunk) for r in rows} == {
+        (rt, c) for rt in ("eager", "onnxruntime") for c in (1, 4)
+    }
+    for row in rows:
+        assert row.real_time_factor == row.p50_ms / 1e3 / (row.chunk / 100.0)
+
+
+def test_layer_cost_counts_gates_and_projection() -> None:
+    spec = LayerSpec(kind="LSTM", input_size=80, hidden_size=256, num_layers=2)
+    flops, per_step_bytes = layer_cost(spec, batch=1, steps=100)
+    # per step: layer 0: 2*4H*(80+H), layer 1: 2*4H*(H+H)
+    assert flops == 100 * (2 * 1024 * (80 + 256) + 2 * 1024 * 512)
+    assert per_step_bytes == 4 * 2 * (1024 * 256 + 256 + 256)
+    projected = LayerSpec(kind="LSTM", input_size=80, hidden_size=1024, num_layers=1, proj_size=256)
+    flops, per_step_bytes = layer_cost(projected, batch=2, steps=1)
+    assert flops == 2 * 2 * 4096 * (80 + 256) + 2 * 2 * 256 * 1024
+    assert per_step_bytes == 4 * (4096 * 256 + 256 * 1024 + 2 * (1024 + 256))
+
+
+def test_suite_runs_at_tiny_sizes(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "## Targets" in text and "int8 (dynamic quantization) max abs error" in text
+    assert "| onnxruntime | 1 × 5 |" in text and "Versions: rnnx" in text
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 2
