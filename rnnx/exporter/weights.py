@@ -21,10 +21,18 @@ ONNX_GATE_ORDER: dict[str, tuple[int, ...]] = {
 }
 
 
+# The projected-LSTM Scan cell (lowering.py) wants the three sigmoid gates adjacent.
+SCAN_LSTM_GATE_ORDER = (0, 1, 3, 2)  # i, f, g, o  ->  i, f, o, g
+
+
 def reorder_gates(op: Any, tensor: Any, kind: str, hidden_size: int) -> Any:
     """Reorder the gate blocks along axis 0 of a PyTorch weight or bias into ONNX order."""
-    order = ONNX_GATE_ORDER[kind]
-    if order == tuple(range(len(order))):
+    return permute_gates(op, tensor, ONNX_GATE_ORDER[kind], hidden_size)
+
+
+def permute_gates(op: Any, tensor: Any, order: Sequence[int], hidden_size: int) -> Any:
+    """Gate block `order[k]` of `tensor` becomes block k (blocks of hidden_size rows)."""
+    if tuple(order) == tuple(range(len(order))):
         return tensor
     # One Slice per block rather than a Split: onnxscript's constant folder skips multi-output
     # nodes, and the reordering must fold away.
