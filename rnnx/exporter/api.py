@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,17 @@ import rnnx
 from rnnx.errors import RnnxError, UnsupportedModelError, VerificationError
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.manifest import ARTIFACTS, MANIFEST, QUANTIZED_ARTIFACT, write_json
-from rnnx.exporter.onnx_export import DEFAULT_OPSET, MIN_OPSET, export_onnx
+from rnnx.exporter.model_io import (
+    ModelIO,
+    flatten_outputs,
+    input_signature,
+    resolve_io,
+    streamable,
+    whole_model_signature,
+)
+from rnnx.exporter.onnx_export import DEFAULT_OPSET, MIN_OPSET, build_onnx, output_dims, save_onnx
 from rnnx.exporter.quantize import quantize_int8
-from rnnx.exporter.signature import Signature, artifact_metadata, random_inputs
+from rnnx.exporter.signature import Signature, TensorSpec, artifact_metadata, random_inputs
 from rnnx.exporter.spec import LayerSpec
 from rnnx.exporter.torchscript_export import export_torchscript
 from rnnx.verify import VerificationReport, VerifyOptions, verify_artifacts
@@ -51,77 +60,149 @@ class ExportResult:
     report: VerificationReport | None
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What to export: a module whose forward takes the signature's inputs, and its I/O."""
+
+    module: nn.Module
+    example: list[torch.Tensor]
+    inputs: list[TensorSpec]
+    output_names: list[str]
+    spec: LayerSpec | None  # bare layers
+    kind: str  # "layer" or "module"
+    finish: Callable[[list[tuple]], Signature]  # graph output dims -> the full signature
+
+
 def export(
     model: nn.Module,
     output_dir: str | os.PathLike,
     options: ExportOptions = ExportOptions(),
     *,
+    example_inputs: Sequence[torch.Tensor] | None = None,
+    io: ModelIO | None = None,
     source: dict[str, Any] | None = None,
 ) -> ExportResult:
-    """Export a bare nn.RNN/LSTM/GRU to `output_dir`, verified against the module itself.
+    """Export `model` to `output_dir`, verified against the module itself.
 
-    `source` (recorded in the manifest) says how to rebuild the module, so that `rnnx verify`
-    can run later; `export_checkpoint` fills it in.
+    A bare nn.RNN/LSTM/GRU needs nothing else. Any other module needs example inputs (or an
+    `example_inputs()` method); its I/O comes from `io`, its `rnnx_io` attribute, or is
+    inferred (model_io.py). `source` (recorded in the manifest) says how to rebuild the
+    module, so that `rnnx verify` can run later; `export_checkpoint` fills it in.
     """
     _check_options(options)
-    spec = LayerSpec.from_module(model)
     _check_float32(model)
     was_training = model.training
+    model.eval()
     try:
-        return _export_layer(model, spec, Path(output_dir), options, source)
+        if isinstance(model, nn.RNNBase) and example_inputs is None:
+            plan = _layer_plan(model, options)
+        else:
+            plan = _module_plan(model, example_inputs, io, options)
+        return _write(plan, Path(output_dir), options, source)
     finally:
         model.train(was_training)  # exporting runs in eval mode; give the module back as it was
 
 
-def _export_layer(
-    model: nn.Module,
-    spec: LayerSpec,
-    output_dir: Path,
-    options: ExportOptions,
-    source: dict[str, Any] | None,
-) -> ExportResult:
-    reference = wrap_layer(model, stateless=options.stateless)
+def _layer_plan(layer: nn.RNNBase, options: ExportOptions) -> _Plan:
+    spec = LayerSpec.from_module(layer)
     signature = Signature.for_layer(spec, stateless=options.stateless)
     example = [torch.from_numpy(a) for a in random_inputs(signature, EXAMPLE_SIZES).values()]
-    metadata = artifact_metadata(signature, spec, rnnx.__version__)
+    return _Plan(
+        module=wrap_layer(layer, stateless=options.stateless),
+        example=example,
+        inputs=list(signature.inputs),
+        output_names=signature.output_names,
+        spec=spec,
+        kind="layer",
+        finish=lambda dims: signature,
+    )
 
+
+def _module_plan(
+    model: nn.Module, example_inputs: Any, io: ModelIO | None, options: ExportOptions
+) -> _Plan:
+    if options.stateless:
+        raise RnnxError(
+            "--stateless applies to bare layers; a whole model's forward decides its inputs"
+        )
+    if example_inputs is None:
+        if not callable(getattr(model, "example_inputs", None)):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} is not a bare nn.RNN/LSTM/GRU: give example inputs "
+                "(rnnx.export(model, dir, example_inputs=...)) or an example_inputs() method"
+            )
+        example_inputs = model.example_inputs()
+    example = [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
+    model_io = resolve_io(model, example, io)
+    with torch.inference_mode():
+        outputs = flatten_outputs(model(*example))
+    if len(outputs) != len(model_io.outputs):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} returns {len(outputs)} tensors but its I/O names "
+            f"{len(model_io.outputs)} outputs"
+        )
+    dtypes = [str(t.dtype).removeprefix("torch.") for t in outputs]
+    is_streamable = streamable(model, model_io)
+    return _Plan(
+        module=_FlatOutputs(model),
+        example=example,
+        inputs=input_signature(model_io, example),
+        output_names=list(model_io.outputs),
+        spec=None,
+        kind="module",
+        finish=lambda dims: whole_model_signature(model_io, example, dims, dtypes, is_streamable),
+    )
+
+
+class _FlatOutputs(nn.Module):
+    """forward returning nested tuples -> one flat tuple, the graph's output order."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(flatten_outputs(self.model(*inputs)))
+
+
+def _write(plan: _Plan, output_dir: Path, options: ExportOptions, source: Any) -> ExportResult:
     with _staging_directory(output_dir, force=options.force) as staging:
         artifacts = {fmt: ARTIFACTS[fmt] for fmt in ARTIFACTS if fmt in options.formats}
-        if "onnx" in artifacts:
-            export_onnx(
-                reference,
-                example,
-                signature,
-                staging / artifacts["onnx"],
-                opset=options.opset,
-                metadata=metadata,
-            )
-        quantization = None
-        if options.quantize:
-            quantization = _quantize(staging, artifacts, spec)
+        signature = plan.finish([])
+        onnx_model = None
+        if "onnx" in artifacts or plan.kind == "module":
+            # A whole model's output dims are only known from the exported graph.
+            onnx_model = build_onnx(plan.module, plan.example, plan.inputs, plan.output_names,
+                                    opset=options.opset)  # fmt: skip
+            signature = plan.finish(output_dims(onnx_model))
+        metadata = artifact_metadata(signature, plan.spec, rnnx.__version__)
+        if "onnx" in artifacts and onnx_model is not None:
+            save_onnx(onnx_model, staging / artifacts["onnx"], metadata)
+        quantization = _quantize(staging, artifacts) if options.quantize else None
         if "torchscript" in artifacts:
-            export_torchscript(
-                reference, example, staging / artifacts["torchscript"], metadata=metadata
-            )
+            export_torchscript(plan.module, plan.example, staging / artifacts["torchscript"],
+                               metadata=metadata)  # fmt: skip
         report = None
         if options.verify:
             paths = {fmt: staging / name for fmt, name in artifacts.items()}
-            report = verify_artifacts(paths, reference, signature, options.verify_options)
+            report = verify_artifacts(paths, plan.module, signature, options.verify_options)
             if not report.passed:
                 raise VerificationError(
                     f"exported model does not match eager PyTorch: {report.first_failure()} "
                     "(nothing written; --no-verify writes it anyway)"
                 )
+        module = plan.module.model if isinstance(plan.module, _FlatOutputs) else plan.module
         manifest = {
             "rnnx_version": rnnx.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch_version": torch.__version__,
             "opset": options.opset if "onnx" in artifacts else None,
-            "model": "layer",
+            "model": plan.kind,
+            "class": f"{type(module).__module__}.{type(module).__qualname__}",
             "stateless": options.stateless,
-            "spec": spec.to_dict(),
+            "spec": plan.spec.to_dict() if plan.spec else None,
             "signature": signature.to_dict(),
-            "example_sizes": EXAMPLE_SIZES,
+            "example_sizes": EXAMPLE_SIZES if plan.kind == "layer" else None,
             "artifacts": artifacts,
             "source": source,
             "quantization": quantization,
@@ -140,21 +221,27 @@ def export_checkpoint(
     from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint
 
     loaded = load_checkpoint(checkpoint, load_options or LoadOptions())
-    if loaded.spec is None:
+    module = loaded.module
+    if loaded.spec is None and not callable(getattr(module, "example_inputs", None)):
+        recurrent = any(isinstance(m, (nn.RNNBase, nn.RNNCellBase)) for m in module.modules())
         raise UnsupportedModelError(
-            f"{checkpoint}: the model is a {type(loaded.module).__name__}; rnnx exports bare "
-            "nn.RNN/nn.LSTM/nn.GRU layers"
+            f"{checkpoint}: {type(module).__name__} is not an nn.RNN/nn.LSTM/nn.GRU layer"
+            + (
+                "; to export a whole model give its class an example_inputs() method"
+                if recurrent
+                else " and contains no recurrent layer"
+            )
         )
-    return export(loaded.module, output_dir, options, source=loaded.source)
+    return export(module, output_dir, options, source=loaded.source)
 
 
-def _quantize(staging: Path, artifacts: dict[str, str], spec: LayerSpec) -> dict[str, Any]:
+def _quantize(staging: Path, artifacts: dict[str, str]) -> dict[str, Any]:
     """Add the int8 artifact to `artifacts` when onnxruntime's quantizer finds work to do."""
     name, filename = QUANTIZED_ARTIFACT
     ops = quantize_int8(staging / artifacts["onnx"], staging / filename)
     if not ops:
         (staging / filename).unlink()
-        reason = f"onnxruntime's quantizer has no {spec.kind} support; nothing to quantize"
+        reason = "nothing to quantize: onnxruntime's quantizer has no GRU/RNN support"
         warnings.warn(f"--quantize int8: {reason}; no int8 model written", stacklevel=3)
         return {"int8": None, "reason": reason}
     artifacts[name] = filename

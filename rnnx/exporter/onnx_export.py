@@ -17,7 +17,7 @@ import torch
 from rnnx.errors import ExportError
 from rnnx.exporter import lowering
 from rnnx.exporter.recurrent_ops import recurrent_layers_as_custom_ops
-from rnnx.exporter.signature import Signature
+from rnnx.exporter.signature import Dim, TensorSpec
 
 MIN_OPSET = 18  # Split's num_outputs, used by the lowering, exists from opset 18 on.
 DEFAULT_OPSET = 18
@@ -28,20 +28,19 @@ _TRANSLATIONS = {
 }
 
 
-def export_onnx(
+def build_onnx(
     module: torch.nn.Module,
     example_inputs: Sequence[torch.Tensor],
-    signature: Signature,
-    path: str | os.PathLike,
+    inputs: Sequence[TensorSpec],
+    output_names: Sequence[str],
     *,
     opset: int = DEFAULT_OPSET,
-    metadata: Mapping[str, str] = {},
-) -> None:
-    """Export `module` (whose forward takes the signature's inputs, in order) to `path`."""
+) -> ir.Model:
+    """Export `module` (forward takes `inputs`, in order) with its "batch"/"time" axes dynamic."""
     dims = {name: torch.export.Dim(name, min=1) for name in ("batch", "time")}
     dynamic_shapes = {
         t.name: {axis: dims[d] for axis, d in enumerate(t.dims) if isinstance(d, str)}
-        for t in signature.inputs
+        for t in inputs
     }
     with recurrent_layers_as_custom_ops(module), _quiet():
         try:
@@ -50,8 +49,8 @@ def export_onnx(
                 tuple(example_inputs),
                 dynamo=True,
                 opset_version=opset,
-                input_names=signature.input_names,
-                output_names=signature.output_names,
+                input_names=[t.name for t in inputs],
+                output_names=list(output_names),
                 dynamic_shapes=dynamic_shapes,
                 custom_translation_table=_TRANSLATIONS,
                 optimize=False,
@@ -63,7 +62,20 @@ def export_onnx(
     # Fold the gate reordering (weights.py) into initializers, whatever the weights' size:
     # the optimizer's default limits would leave large layers reordering at every run.
     onnxscript.optimizer.optimize(model, input_size_limit=2**62, output_size_limit=2**62)
-    _check_dynamic(model, signature)
+    _check_dynamic(model, inputs)
+    return model
+
+
+def output_dims(model: ir.Model) -> list[tuple[Dim, ...]]:
+    """The graph outputs' dims: ints, or symbolic names ("batch", "time", "batch*time"...)."""
+    result = []
+    for value in model.graph.outputs:
+        shape = value.shape or ()
+        result.append(tuple(d if isinstance(d, int) else str(d) for d in shape))
+    return result
+
+
+def save_onnx(model: ir.Model, path: str | os.PathLike, metadata: Mapping[str, str]) -> None:
     for key, value in metadata.items():
         model.metadata_props[key] = value
     proto = ir.serde.serialize_model(model)
@@ -77,9 +89,9 @@ def export_onnx(
     onnx.save_model(proto, os.fspath(path))
 
 
-def _check_dynamic(model: ir.Model, signature: Signature) -> None:
+def _check_dynamic(model: ir.Model, inputs: Sequence[TensorSpec]) -> None:
     """Fail loudly if the exporter froze an axis that the signature declares dynamic."""
-    for value, tensor in zip(model.graph.inputs, signature.inputs):
+    for value, tensor in zip(model.graph.inputs, inputs):
         for axis, dim in enumerate(tensor.dims):
             actual = value.shape[axis] if value.shape is not None else None
             if isinstance(dim, str) and isinstance(actual, int):

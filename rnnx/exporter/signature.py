@@ -23,6 +23,7 @@ class TensorSpec:
     name: str
     dims: tuple[Dim, ...]
     dtype: str = "float32"
+    high: int | None = None  # integer inputs (token ids): valid values are [0, high)
 
     def shape_for(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         return tuple(sizes[d] if isinstance(d, str) else d for d in self.dims)
@@ -67,12 +68,8 @@ class Signature:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "inputs": [
-                {"name": t.name, "dims": list(t.dims), "dtype": t.dtype} for t in self.inputs
-            ],
-            "outputs": [
-                {"name": t.name, "dims": list(t.dims), "dtype": t.dtype} for t in self.outputs
-            ],
+            "inputs": [_tensor_dict(t) for t in self.inputs],
+            "outputs": [_tensor_dict(t) for t in self.outputs],
             "state_pairs": [list(p) for p in self.state_pairs],
             "streamable": self.streamable,
         }
@@ -81,7 +78,8 @@ class Signature:
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
         def tensors(items: Any) -> tuple[TensorSpec, ...]:
             return tuple(
-                TensorSpec(t["name"], tuple(t["dims"]), t.get("dtype", "float32")) for t in items
+                TensorSpec(t["name"], tuple(t["dims"]), t.get("dtype", "float32"), t.get("high"))
+                for t in items
             )
 
         return cls(
@@ -105,6 +103,13 @@ class Signature:
             outputs.append(TensorSpec(final, (stack, "batch", spec.state_size(initial))))
         pairs = tuple(zip(spec.final_state_names, spec.state_names))
         return cls(tuple(inputs), tuple(outputs), pairs, streamable=not spec.bidirectional)
+
+
+def _tensor_dict(tensor: TensorSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": tensor.name, "dims": list(tensor.dims), "dtype": tensor.dtype}
+    if tensor.high is not None:
+        data["high"] = tensor.high
+    return data
 
 
 METADATA_PREFIX = "rnnx."
@@ -143,7 +148,9 @@ def random_inputs(
     feeds = {}
     for tensor in signature.inputs:
         shape = tensor.shape_for(sizes)
-        if zero_state and tensor.name in states:
+        if tensor.dtype != "float32":
+            feeds[tensor.name] = rng.integers(0, tensor.high or 2, shape).astype(tensor.dtype)
+        elif zero_state and tensor.name in states:
             feeds[tensor.name] = np.zeros(shape, dtype=np.float32)
         else:
             feeds[tensor.name] = rng.standard_normal(shape, dtype=np.float32)
