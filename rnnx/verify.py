@@ -55,13 +55,16 @@ class OutputCheck:
     max_rel_error: float
     passed: bool
     chunk: int | None = None  # streamed in chunks of this many steps; None: whole sequence
+    error: str | None = None  # the run itself failed (the model raised), with the reason
 
     def describe(self) -> str:
         streamed = f", streamed in chunks of {self.chunk}" if self.chunk else ""
+        where = f"at batch {self.batch}, time {self.time}, {self.initial_state} state{streamed}"
+        if self.error:
+            return f"{self.artifact} fails {where}: {self.error}"
         return (
-            f"{self.artifact} output {self.output!r} at batch {self.batch}, time {self.time}, "
-            f"{self.initial_state} state{streamed}: max abs error {self.max_abs_error:.3g}, "
-            f"max rel error {self.max_rel_error:.3g}"
+            f"{self.artifact} output {self.output!r} {where}: max abs error "
+            f"{self.max_abs_error:.3g}, max rel error {self.max_rel_error:.3g}"
         )
 
 
@@ -131,9 +134,16 @@ def verify_artifacts(
                 seed=options.seed + case,
                 zero_state=state == "zero",
             )
-            expected = eager.run(feeds)
+            where = dict(batch=batch, time=time, initial_state=state)
+            expected, failure = _attempt(eager.run, feeds, artifact="eager", **where)
+            if failure:
+                checks.append(failure)
+                continue
             for fmt, session in sessions.items():
-                actual = session.run(feeds)
+                actual, failure = _attempt(session.run, feeds, artifact=fmt, **where)
+                if failure:
+                    checks.append(failure)
+                    continue
                 for name in signature.output_names:
                     checks.append(
                         _compare(
@@ -147,7 +157,8 @@ def verify_artifacts(
                             output=name,
                         )
                     )
-    if signature.streamable:
+    # Step models (no time axis) are streamed one call per step by design; nothing to chunk.
+    if signature.streamable and all("time" in t.dims for t in signature.data_inputs):
         for fmt, session in sessions.items():
             checks += _stream_checks(fmt, session, eager, signature, options)
     return VerificationReport(options.atol, options.rtol, checks)
@@ -186,6 +197,17 @@ def _stream_checks(
                          time=time, initial_state="random", output=name, chunk=chunk)
             )  # fmt: skip
     return checks
+
+
+def _attempt(run: Any, feeds: dict, **where: Any) -> tuple[Any, OutputCheck | None]:
+    """Run; a model that raises is a failed check naming the reason, not a crash."""
+    try:
+        return run(feeds), None
+    except Exception as error:  # recorded in the report, never swallowed
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        check = OutputCheck(**where, output="*", max_abs_error=float("inf"),
+                            max_rel_error=float("inf"), passed=False, error=reason)  # fmt: skip
+        return None, check
 
 
 def _take(array: np.ndarray, axis: int, start: int, length: int) -> np.ndarray:

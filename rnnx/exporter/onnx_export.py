@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -38,10 +39,14 @@ def build_onnx(
 ) -> ir.Model:
     """Export `module` (forward takes `inputs`, in order) with its "batch"/"time" axes dynamic."""
     dims = {name: torch.export.Dim(name, min=1) for name in ("batch", "time")}
-    dynamic_shapes = {
-        t.name: {axis: dims[d] for axis, d in enumerate(t.dims) if isinstance(d, str)}
-        for t in inputs
-    }
+    per_input = tuple(
+        {axis: dims[d] for axis, d in enumerate(t.dims) if isinstance(d, str)} for t in inputs
+    )
+    # torch.export matches dynamic_shapes to forward's parameters: a forward(*inputs) (the
+    # whole-model wrapper) takes them all as its one packed argument.
+    parameters = inspect.signature(module.forward).parameters.values()
+    packed = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    dynamic_shapes = (per_input,) if packed else per_input
     with recurrent_layers_as_custom_ops(module), _quiet():
         try:
             program = torch.onnx.export(
@@ -118,5 +123,11 @@ def _quiet():
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]
+    """The informative line of a torch.onnx error: its "Exception summary" names the cause."""
+    lines = [line.strip() for line in (str(error).strip() or type(error).__name__).splitlines()]
+    lines = [line for line in lines if line]
+    if "## Exception summary" in lines:
+        cause = lines[lines.index("## Exception summary") + 1]
+        cause = cause.split(">: ", 1)[-1]  # drop the "<class '...'>: " prefix
+        return cause[:400]
+    return lines[0][:400]
