@@ -287,6 +287,28 @@ def run(
     click.echo(f"wrote {output_path}")
 
 
+@main.group()
+def cpp() -> None:
+    """The C++ library and runners in cpp/ (ONNX Runtime and libtorch)."""
+
+
+@cpp.command("build")
+@click.option(
+    "--build-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Build directory (default: cpp/build).",
+)
+@click.option("--no-torch", is_flag=True, help="Build the ONNX Runtime runner only.")
+@click.option("--jobs", type=int, default=2, show_default=True)
+def cpp_build(build_dir: Path | None, no_torch: bool, jobs: int) -> None:
+    """Build cpp/ against the installed onnxruntime and torch packages; print the runners."""
+    from rnnx.cpp_build import build
+
+    for runtime, path in build(build_dir, torch=not no_torch, jobs=jobs).items():
+        click.echo(f"{runtime:<12} {path}")
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())

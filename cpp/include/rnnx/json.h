@@ -24,9 +24,9 @@ class Json {
   bool as_bool() const;
   double as_number() const;
   const std::string& as_string() const;
-  const std::vector<Json>& items() const;       // array elements
-  const std::vector<std::string>& keys() const;  // object keys, in document order
-  const std::vector<Json>& values() const;       // object values, parallel to keys()
+  const std::vector<Json>& items() const;          // array elements
+  const std::vector<std::string>& keys() const;    // object keys, in document order
+  const std::vector<Json>& values() const;         // object values, parallel to keys()
   const Json* find(const std::string& key) const;  // nullptr when absent (or not an object)
 
  private:

@@ -35,6 +35,8 @@ class Model {
   // when the model cannot stream (no state inputs, or a bidirectional layer). Many streams may
   // share one model; use each stream from one thread at a time.
   std::unique_ptr<Stream> stream(int64_t batch = 1);
+  // Throws the Error stream() would throw for a model that cannot stream.
+  void check_streamable() const;
 
  protected:
   Model(std::string path, Signature signature);

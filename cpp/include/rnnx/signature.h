@@ -26,7 +26,7 @@ struct TensorSpec {
   std::string name;
   std::vector<Dim> dims;
 
-  std::string describe() const;  // "input[time, batch, 4]"
+  std::string describe() const;    // "input[time, batch, 4]"
   int axis(Dim::Kind kind) const;  // index of the batch/time axis, -1 when absent
   Shape shape_for(int64_t batch, int64_t time) const;
 };

@@ -1,0 +1,310 @@
+#include "runner.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include "rnnx/error.h"
+#include "rnnx/latency.h"
+#include "rnnx/npy.h"
+
+namespace rnnx::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+void print_usage(const Backend& backend, std::ostream& out) {
+  out << "usage: " << backend.program << " MODEL INPUT.npy [options]\n"
+      << backend.summary << "\n\n"
+      << "  MODEL                  the model file, or an rnnx export directory (uses its "
+      << backend.artifact << ")\n"
+      << "  INPUT.npy              the data input: float32, C order\n"
+      << "  --state NAME=FILE.npy  an initial state (h0, c0); states not given start at zero\n"
+      << "  --chunk N              stream N time steps at a time, carrying the states\n"
+      << "  --output-dir DIR       write <output name>.npy for every output, final states "
+         "included\n"
+      << "  --bench N              time N calls (with --chunk: N steps) and print p50/p90/p99 "
+         "latency in microseconds\n"
+      << "  --warmup N             untimed calls before --bench (default 10)\n"
+      << "  --threads N            intra-op threads (default: the backend's default)\n";
+  if (backend.torch_options) {
+    out << "  --device DEVICE        cpu (default), cuda, cuda:N\n"
+        << "  --no-onednn            libtorch's own RNN kernels instead of oneDNN (faster for "
+           "one-step chunks)\n";
+  }
+  out << "  -h, --help             show this help\n";
+}
+
+// Thrown for a bad command line: reported like any error, with a pointer to --help.
+struct UsageError : Error {
+  using Error::Error;
+};
+
+int64_t parse_count(const std::string& option, const std::string& value, int64_t minimum) {
+  size_t used = 0;
+  long long number = 0;
+  try {
+    number = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || number < minimum) {
+    throw UsageError(option + " expects an integer of at least " + std::to_string(minimum) +
+                     ", got '" + value + "'");
+  }
+  return number;
+}
+
+// Returns false when --help was asked for.
+bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOptions& options) {
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") return false;
+    if (arg == "--no-onednn" && backend.torch_options) {
+      options.onednn = false;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0 || arg == "--") {
+      positional.push_back(arg);
+      continue;
+    }
+    std::string value;
+    const size_t equals = arg.find('=');
+    if (equals != std::string::npos) {
+      value = arg.substr(equals + 1);
+      arg = arg.substr(0, equals);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      throw UsageError(arg + " needs a value");
+    }
+    if (arg == "--state") {
+      const size_t at = value.find('=');
+      if (at == std::string::npos || at == 0)
+        throw UsageError("--state expects NAME=FILE.npy, got '" + value + "'");
+      options.states.emplace_back(value.substr(0, at), value.substr(at + 1));
+    } else if (arg == "--chunk") {
+      options.chunk = parse_count(arg, value, 1);
+    } else if (arg == "--output-dir") {
+      options.output_dir = value;
+    } else if (arg == "--bench") {
+      options.bench = static_cast<int>(parse_count(arg, value, 1));
+    } else if (arg == "--warmup") {
+      options.warmup = static_cast<int>(parse_count(arg, value, 0));
+    } else if (arg == "--threads") {
+      options.threads = static_cast<int>(parse_count(arg, value, 1));
+    } else if (arg == "--device" && backend.torch_options) {
+      options.device = value;
+    } else {
+      throw UsageError("unknown option " + arg);
+    }
+  }
+  if (positional.size() != 2) {
+    throw UsageError("expected MODEL and INPUT.npy, got " + std::to_string(positional.size()) +
+                     " positional argument(s)");
+  }
+  options.model = positional[0];
+  options.input = positional[1];
+  return true;
+}
+
+std::string resolve_model(const std::string& path, const Backend& backend) {
+  std::error_code ignored;
+  if (!fs::is_directory(path, ignored)) return path;
+  const fs::path file = fs::path(path) / backend.artifact;
+  if (!fs::exists(file, ignored)) {
+    throw Error("export directory '" + path + "' has no " + backend.artifact);
+  }
+  return file.string();
+}
+
+using Clock = std::chrono::steady_clock;
+
+double microseconds_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+}
+
+struct Run {
+  TensorMap outputs;           // by output name, final states included
+  std::vector<Tensor> chunks;  // the input split for streaming (empty for a whole run)
+};
+
+Run run_whole(Model& model, const TensorMap& feeds) {
+  return {model.run(feeds), {}};
+}
+
+Run run_stream(Model& model, const TensorSpec& input_spec, const Tensor& input,
+               const TensorMap& states, int64_t chunk) {
+  const Signature& signature = model.signature();
+  const int batch_axis = input_spec.axis(Dim::Kind::Batch);
+  const int time_axis = input_spec.axis(Dim::Kind::Time);
+  if (time_axis < 0) throw Error("input " + input_spec.describe() + " has no time axis to chunk");
+  auto stream = model.stream(input.shape[batch_axis]);
+  if (!states.empty()) {
+    TensorMap initial = stream->state();  // zeros for the states not given
+    for (const auto& [name, tensor] : states)
+      initial[name] = tensor;
+    stream->set_state(initial);
+  }
+  Run run;
+  const int64_t steps = input.shape[time_axis];
+  for (int64_t start = 0; start < steps; start += chunk) {
+    run.chunks.push_back(slice(input, time_axis, start, std::min(chunk, steps - start)));
+  }
+  std::map<std::string, std::vector<Tensor>> pieces;
+  for (const Tensor& piece : run.chunks) {
+    for (const auto& [name, tensor] : stream->step(piece))
+      pieces[name].push_back(tensor);
+  }
+  for (auto& [name, parts] : pieces) {
+    run.outputs[name] = concat(parts, signature.output(name).axis(Dim::Kind::Time));
+  }
+  TensorMap final_states = stream->state();
+  for (const StatePair& pair : signature.state_pairs()) {
+    run.outputs[pair.output] = std::move(final_states.at(pair.input));
+  }
+  return run;
+}
+
+void bench_whole(Model& model, const TensorMap& feeds, const RunnerOptions& options) {
+  for (int i = 0; i < options.warmup; ++i)
+    model.run(feeds);
+  std::vector<double> latencies;
+  latencies.reserve(options.bench);
+  for (int i = 0; i < options.bench; ++i) {
+    const auto start = Clock::now();
+    model.run(feeds);
+    latencies.push_back(microseconds_since(start));
+  }
+  std::cout << "bench: " << options.bench
+            << " whole-sequence calls: " << summarize_latency(std::move(latencies)).to_string()
+            << "\n";
+}
+
+void bench_stream(Model& model, const TensorSpec& input_spec, const Tensor& input,
+                  const std::vector<Tensor>& chunks, const RunnerOptions& options) {
+  auto stream = model.stream(input.shape[input_spec.axis(Dim::Kind::Batch)]);
+  size_t next = 0;
+  auto chunk = [&]() -> const Tensor& {
+    if (next == chunks.size()) {  // start the sequence again (untimed)
+      next = 0;
+      stream->reset();
+    }
+    return chunks[next++];
+  };
+  for (int i = 0; i < options.warmup; ++i)
+    stream->step(chunk());
+  std::vector<double> latencies;
+  latencies.reserve(options.bench);
+  for (int i = 0; i < options.bench; ++i) {
+    const Tensor& piece = chunk();
+    const auto start = Clock::now();
+    stream->step(piece);
+    latencies.push_back(microseconds_since(start));
+  }
+  std::cout << "bench: " << options.bench << " stream steps of chunk " << options.chunk << ": "
+            << summarize_latency(std::move(latencies)).to_string() << "\n";
+}
+
+void run_command(const RunnerOptions& options, const Backend& backend) {
+  const std::string path = resolve_model(options.model, backend);
+  std::unique_ptr<Model> model = backend.open(path, options);
+  const Signature& signature = model->signature();
+  if (signature.data_inputs().size() != 1) {
+    throw Error("'" + path + "' takes " + std::to_string(signature.data_inputs().size()) +
+                " data inputs; this runner feeds one");
+  }
+  const TensorSpec& input_spec = *signature.data_inputs().front();
+  if (options.chunk > 0) {  // refuse before reading any input
+    try {
+      model->check_streamable();
+    } catch (const Error& error) {
+      throw Error(std::string(error.what()) + " (run it without --chunk)");
+    }
+  }
+
+  const Tensor input = read_npy(options.input);
+  AxisSizes sizes;
+  try {
+    Signature::validate(input_spec, input.shape, sizes);
+  } catch (const InputError& error) {
+    throw InputError("'" + options.input + "': " + error.what());
+  }
+  TensorMap feeds{{input_spec.name, input}};
+  TensorMap states;
+  for (const auto& [name, file] : options.states) {
+    if (!signature.is_state_input(name)) {
+      std::string names;
+      for (const TensorSpec* spec : signature.state_inputs())
+        names += (names.empty() ? "" : ", ") + spec->name;
+      throw UsageError("--state " + name + ": not a state input of this model (its states: " +
+                       (names.empty() ? "none" : names) + ")");
+    }
+    Tensor state = read_npy(file);
+    AxisSizes state_sizes = sizes;
+    try {
+      Signature::validate(signature.input(name), state.shape, state_sizes);
+    } catch (const InputError& error) {
+      throw InputError("'" + file + "': " + error.what());
+    }
+    states[name] = state;
+    feeds[name] = std::move(state);
+  }
+
+  std::cout << backend.program << ": " << path << " (" << model->backend() << "), "
+            << input_spec.name << " " << to_string(input.shape)
+            << (options.chunk > 0 ? ", streaming chunks of " + std::to_string(options.chunk)
+                                  : std::string(", whole sequence"))
+            << "\n";
+  const Run run = options.chunk > 0 ? run_stream(*model, input_spec, input, states, options.chunk)
+                                    : run_whole(*model, feeds);
+
+  if (!options.output_dir.empty()) fs::create_directories(options.output_dir);
+  for (const TensorSpec& spec : signature.outputs()) {
+    const Tensor& tensor = run.outputs.at(spec.name);
+    std::cout << spec.name << " " << to_string(tensor.shape);
+    if (!options.output_dir.empty()) {
+      const std::string file = (fs::path(options.output_dir) / (spec.name + ".npy")).string();
+      write_npy(file, tensor);
+      std::cout << " -> " << file;
+    }
+    std::cout << "\n";
+  }
+  if (options.bench > 0) {
+    if (options.chunk > 0) {
+      bench_stream(*model, input_spec, input, run.chunks, options);
+    } else {
+      bench_whole(*model, feeds, options);
+    }
+  }
+}
+
+std::string one_line(std::string message) {
+  for (char& c : message) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return message;
+}
+
+}  // namespace
+
+int runner_main(int argc, char** argv, const Backend& backend) {
+  RunnerOptions options;
+  try {
+    if (!parse_arguments(argc, argv, backend, options)) {
+      print_usage(backend, std::cout);
+      return 0;
+    }
+    run_command(options, backend);
+    return 0;
+  } catch (const UsageError& error) {
+    std::cerr << "error: " << one_line(error.what()) << " (see " << backend.program << " --help)\n";
+  } catch (const std::exception& error) {
+    std::cerr << "error: " << one_line(error.what()) << "\n";
+  }
+  return 1;
+}
+
+}  // namespace rnnx::tools

@@ -1,0 +1,41 @@
+// The command-line runner shared by rnnx-ort-run and rnnx-torch-run: read an input .npy, run the
+// whole sequence or stream it --chunk N steps at a time, write every output as <name>.npy, and
+// optionally time N calls (--bench N). Each backend's main() only says how to open a model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rnnx/model.h"
+
+namespace rnnx::tools {
+
+struct RunnerOptions {
+  std::string model;  // a model file, or an rnnx export directory
+  std::string input;  // .npy of the data input
+  std::vector<std::pair<std::string, std::string>> states;  // --state NAME=FILE.npy
+  int64_t chunk = 0;                                        // 0: whole sequence
+  std::string output_dir;
+  int bench = 0;
+  int warmup = 10;
+  int threads = 0;
+  std::string device = "cpu";
+  bool onednn = true;
+};
+
+struct Backend {
+  std::string program;         // rnnx-ort-run
+  std::string artifact;        // the file inside an export directory: model.onnx
+  std::string summary;         // one line for --help
+  bool torch_options = false;  // accepts --device and --no-onednn
+  std::function<std::unique_ptr<Model>(const std::string& path, const RunnerOptions&)> open;
+};
+
+// Returns the process exit status: 0, or 1 after printing one "error: ..." line to stderr.
+int runner_main(int argc, char** argv, const Backend& backend);
+
+}  // namespace rnnx::tools

@@ -1,0 +1,143 @@
+"""Build the C++ runners in cpp/ (ONNX Runtime, and libtorch when asked): `rnnx cpp build`.
+
+The ONNX Runtime SDK (headers + shared library) is assembled once by
+cpp/scripts/assemble_onnxruntime_sdk.sh from the onnxruntime wheel and an npm package carrying
+the official headers, unless ONNXRUNTIME_ROOT names one already (an official release archive).
+libtorch comes from the installed torch wheel, which ships TorchConfig.cmake. Builds are
+incremental: a second call only re-runs `cmake --build`, which does nothing when up to date.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from rnnx.errors import RnnxError
+
+SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
+RUNNERS = {"onnxruntime": "rnnx-ort-run", "torchscript": "rnnx-torch-run"}
+_CONFIGURE_STAMP = "rnnx-configure-args.txt"
+
+
+def build(build_dir: Path | None = None, *, torch: bool = True, jobs: int = 2) -> dict[str, Path]:
+    """Configure and build cpp/; returns the runner executables by runtime name.
+
+    `torch=False` builds the ONNX Runtime runner only. Raises RnnxError with one line (and the
+    path of the full log) when a tool is missing or the build fails.
+    """
+    if not (SOURCE_DIR / "CMakeLists.txt").is_file():
+        raise RnnxError(f"C++ sources not found at {SOURCE_DIR}: build from a source checkout")
+    build_dir = Path(build_dir) if build_dir is not None else SOURCE_DIR / "build"
+    build_dir = build_dir.resolve()
+    cmake = _require("cmake", "cmake is not installed (apt install cmake, or pip install cmake)")
+    _require_compiler()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    log = build_dir / "build.log"
+    log.write_text("")  # this call's output only, so its tail is this call's failure
+
+    sdk = _onnxruntime_sdk(build_dir, log)
+    args = [
+        f"-DONNXRUNTIME_ROOT={sdk}",
+        "-DCMAKE_BUILD_TYPE=Release",
+        f"-DRNNX_WITH_TORCH={'ON' if torch else 'OFF'}",
+    ]
+    if torch:
+        args.append(f"-DCMAKE_PREFIX_PATH={_torch_cmake_prefix()}")
+    if shutil.which("ninja") and not (build_dir / "CMakeCache.txt").exists():
+        args += ["-G", "Ninja"]  # only when creating the build tree: generators cannot change
+
+    stamp = build_dir / _CONFIGURE_STAMP
+    configured = (build_dir / "CMakeCache.txt").exists() and stamp.exists()
+    if not configured or stamp.read_text() != "\n".join(args):
+        _run([cmake, "-S", str(SOURCE_DIR), "-B", str(build_dir), *args], log, "cmake configure")
+        stamp.write_text("\n".join(args))
+    # cmake --build re-runs the configure step by itself when a CMakeLists.txt changed.
+    _run([cmake, "--build", str(build_dir), "-j", str(max(1, jobs))], log, "cmake --build")
+
+    wanted = ["onnxruntime", "torchscript"] if torch else ["onnxruntime"]
+    runners = {name: build_dir / RUNNERS[name] for name in wanted}
+    for path in runners.values():
+        if not path.is_file():
+            raise RnnxError(f"the C++ build finished but {path} is missing; see {log}")
+    return runners
+
+
+def _require(tool: str, message: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise RnnxError(message)
+    return path
+
+
+def _require_compiler() -> None:
+    compiler = os.environ.get("CXX")
+    candidates = [compiler] if compiler else ["c++", "g++", "clang++"]
+    if not any(shutil.which(c) for c in candidates if c):
+        raise RnnxError(
+            f"no C++ compiler found ({'CXX=' + compiler if compiler else 'c++, g++, clang++'}); "
+            "install g++ or clang (C++17)"
+        )
+
+
+def _onnxruntime_sdk(build_dir: Path, log: Path) -> Path:
+    """ONNXRUNTIME_ROOT when set (an official archive), else the SDK assembled under build_dir."""
+    given = os.environ.get("ONNXRUNTIME_ROOT")
+    if given:
+        return Path(given).resolve()
+    sdk = build_dir / "onnxruntime-sdk"
+    if (sdk / ".rnnx-sdk-complete").exists():
+        return sdk  # assembled before: skip even the script
+    if shutil.which("npm") is None:
+        raise RnnxError(
+            "npm is not installed: it is needed once to download the ONNX Runtime headers "
+            "(or set ONNXRUNTIME_ROOT to an official onnxruntime release archive)"
+        )
+    script = SOURCE_DIR / "scripts" / "assemble_onnxruntime_sdk.sh"
+    env = {**os.environ, "PYTHON": sys.executable}
+    _run(["bash", str(script), str(sdk)], log, "assembling the ONNX Runtime SDK", env=env)
+    return sdk
+
+
+def _torch_cmake_prefix() -> str:
+    # Found without importing torch (which takes seconds): the wheel ships share/cmake/Torch.
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        raise RnnxError(
+            "torch is not installed: build(torch=False) builds the ONNX Runtime runner only"
+        )
+    prefix = Path(spec.origin).parent / "share" / "cmake"
+    if not (prefix / "Torch" / "TorchConfig.cmake").is_file():
+        raise RnnxError(f"this torch installation has no TorchConfig.cmake under {prefix}")
+    return str(prefix)
+
+
+def _run(command: list[str], log: Path, what: str, env: dict[str, str] | None = None) -> None:
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(command)}\n")
+        out.flush()
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if result.returncode != 0:
+        raise RnnxError(f"{what} failed (exit {result.returncode}): {_last_error(log)}; see {log}")
+
+
+def _last_error(log: Path) -> str:
+    """The most telling line of the log's tail: a compiler or CMake error, else the last line."""
+    lines = [line.rstrip() for line in log.read_text(errors="replace").splitlines()[-300:]]
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index].strip()
+        if line.startswith("CMake Error"):
+            # CMake wraps its message on the indented lines that follow.
+            message = [line]
+            for more in lines[index + 1 :]:
+                if not more.startswith(" ") or not more.strip():
+                    break
+                message.append(more.strip())
+            return " ".join(message)[:400]
+        if "error:" in line.lower() and not line.startswith("$ "):
+            return line[:400]
+    remaining = [line.strip() for line in lines if line.strip() and not line.startswith("$ ")]
+    return remaining[-1][:400] if remaining else "no output"

@@ -1,0 +1,302 @@
+"""The C++ runners (cpp/): ONNX Runtime and libtorch, whole sequences and streams, against Python.
+
+The runners are built once per session with rnnx.cpp_build.build() (incremental after the first
+time). The module is skipped only when cmake or a C++ compiler is missing; any build failure
+fails the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnx
+from rnnx.exporter.api import ExportOptions, export
+
+
+def _have_compiler() -> bool:
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
+    return any(shutil.which(c) for c in candidates)
+
+
+if shutil.which("cmake") is None or not _have_compiler():
+    pytest.skip(
+        "the C++ tests need cmake and a C++17 compiler (apt install cmake g++)",
+        allow_module_level=True,
+    )
+
+# name -> (module factory, streamable). Input sizes come from the module itself.
+MODELS = {
+    "lstm2_batch_first": (lambda: nn.LSTM(4, 6, num_layers=2, batch_first=True), True),
+    "gru": (lambda: nn.GRU(4, 5), True),
+    "rnn_relu": (lambda: nn.RNN(3, 5, num_layers=2, nonlinearity="relu"), True),
+    "lstm_proj": (lambda: nn.LSTM(5, 8, num_layers=2, proj_size=3), True),
+    "lstm_bidirectional": (lambda: nn.LSTM(4, 6, bidirectional=True), False),
+}
+STREAMABLE = [name for name, (_, streamable) in MODELS.items() if streamable]
+BACKENDS = ("onnxruntime", "torchscript")
+# Same onnxruntime library on both sides: equal up to float noise. libtorch and Python torch share
+# one library too, but threading may reorder sums.
+TOLERANCE = {"onnxruntime": 1e-6, "torchscript": 1e-5}
+STREAM_TOLERANCE = 1e-5
+BATCH, TIME = 2, 10  # TIME = 10 leaves a partial last chunk for chunk sizes 3 and 7
+
+
+@pytest.fixture(scope="session")
+def runners() -> dict[str, Path]:
+    from rnnx.cpp_build import build
+
+    return build()
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> dict[str, tuple[nn.Module, Path]]:
+    root = tmp_path_factory.mktemp("cpp-exports")
+    torch.manual_seed(0)
+    result = {}
+    for name, (make, _) in MODELS.items():
+        module = make().eval()
+        export(module, root / name, ExportOptions(verify=False))
+        result[name] = (module, root / name)
+    return result
+
+
+def cpp(runner: Path, *args: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(runner), *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def data_input(module: nn.Module, seed: int = 0) -> np.ndarray:
+    shape = (BATCH, TIME) if module.batch_first else (TIME, BATCH)
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((*shape, module.input_size), dtype=np.float32)
+
+
+def zero_states(directory: Path) -> dict[str, np.ndarray]:
+    signature = rnnx.load(directory).signature
+    return {
+        name: np.zeros(signature.input(name).shape_for({"batch": BATCH}), np.float32)
+        for name in signature.state_inputs
+    }
+
+
+def random_states(directory: Path, seed: int = 1) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        name: rng.standard_normal(zeros.shape, dtype=np.float32)
+        for name, zeros in zero_states(directory).items()
+    }
+
+
+def run_cpp(
+    runner: Path,
+    directory: Path,
+    x: np.ndarray,
+    out: Path,
+    *args: object,
+    states: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """Run a C++ runner on x (and initial states); returns its outputs by name."""
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "x.npy", x)
+    state_args = []
+    for name, value in (states or {}).items():
+        np.save(out / f"state-{name}.npy", value)
+        state_args += ["--state", f"{name}={out / f'state-{name}.npy'}"]
+    result = cpp(runner, directory, out / "x.npy", "--output-dir", out / "y", *state_args, *args)
+    assert result.returncode == 0, result.stderr
+    return {p.stem: np.load(p) for p in (out / "y").glob("*.npy")}
+
+
+def assert_close(actual: dict, expected: dict, atol: float) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name in expected:
+        assert actual[name].shape == expected[name].shape, name
+        np.testing.assert_allclose(actual[name], expected[name], atol=atol, rtol=0, err_msg=name)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", MODELS)
+def test_whole_sequence_matches_python(runners, exported, tmp_path, backend, model) -> None:
+    module, directory = exported[model]
+    x = data_input(module)
+    expected = rnnx.load(directory, backend).run({"input": x, **zero_states(directory)})
+    actual = run_cpp(runners[backend], directory, x, tmp_path)
+    assert_close(actual, expected, TOLERANCE[backend])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", ["lstm2_batch_first", "gru", "lstm_bidirectional"])
+def test_initial_states_match_python(runners, exported, tmp_path, backend, model) -> None:
+    module, directory = exported[model]
+    x, states = data_input(module), random_states(directory)
+    expected = rnnx.load(directory, backend).run({"input": x, **states})
+    actual = run_cpp(runners[backend], directory, x, tmp_path, states=states)
+    assert_close(actual, expected, TOLERANCE[backend])
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("model", STREAMABLE)
+def test_stream_equals_whole_sequence(runners, exported, tmp_path, backend, model, chunk) -> None:
+    module, directory = exported[model]
+    x = data_input(module)
+    whole = run_cpp(runners[backend], directory, x, tmp_path / "whole")
+    streamed = run_cpp(runners[backend], directory, x, tmp_path / "stream", "--chunk", chunk)
+    assert_close(streamed, whole, STREAM_TOLERANCE)  # outputs and final states
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stream_from_initial_states(runners, exported, tmp_path, backend) -> None:
+    module, directory = exported["lstm_proj"]
+    x, states = data_input(module), random_states(directory)
+    whole = run_cpp(runners[backend], directory, x, tmp_path / "whole", states=states)
+    streamed = run_cpp(
+        runners[backend], directory, x, tmp_path / "stream", "--chunk", 4, states=states
+    )
+    assert_close(streamed, whole, STREAM_TOLERANCE)
+
+
+@pytest.mark.parametrize("chunk", [None, 1])
+def test_torch_without_onednn_matches_python(runners, exported, tmp_path, chunk) -> None:
+    module, directory = exported["lstm2_batch_first"]
+    x = data_input(module)
+    expected = rnnx.load(directory, "torchscript").run({"input": x, **zero_states(directory)})
+    args = ["--no-onednn", *(["--chunk", chunk] if chunk else [])]
+    actual = run_cpp(runners["torchscript"], directory, x, tmp_path, *args)
+    assert_close(actual, expected, STREAM_TOLERANCE)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bidirectional_refuses_to_stream(runners, exported, tmp_path, backend) -> None:
+    module, directory = exported["lstm_bidirectional"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    result = cpp(runners[backend], directory, tmp_path / "x.npy", "--chunk", 2)
+    assert_one_line_error(result, "cannot stream", "bidirectional", "--chunk")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stateless_export(runners, tmp_path, backend) -> None:
+    module = nn.GRU(4, 5).eval()
+    export(module, tmp_path / "m", ExportOptions(verify=False, stateless=True))
+    x = data_input(module)
+    expected = rnnx.load(tmp_path / "m", backend).run({"input": x})
+    assert_close(run_cpp(runners[backend], tmp_path / "m", x, tmp_path), expected, 1e-5)
+    result = cpp(runners[backend], tmp_path / "m", tmp_path / "x.npy", "--chunk", 2)
+    assert_one_line_error(result, "no state inputs")
+
+
+def _onnx_without_metadata(path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input"], ["output"])],
+        "plain",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["time", "batch", 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["time", "batch", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def _torchscript_without_metadata(path: Path) -> None:
+    traced = torch.jit.trace(nn.Linear(4, 4).eval(), torch.zeros(1, 4))
+    torch.jit.save(traced, str(path))
+
+
+def _bad_case(case: str, backend: str, directory: Path, tmp: Path) -> tuple[list, list[str]]:
+    """The runner arguments for one bad-input case, and fragments its error must contain."""
+    good = tmp / "good.npy"
+    np.save(good, np.zeros((TIME, BATCH, 4), np.float32))
+    suffix = ".onnx" if backend == "onnxruntime" else ".pt"
+    if case == "missing model":
+        return [tmp / f"absent{suffix}", good], [f"absent{suffix}", "does not exist"]
+    if case == "no rnnx metadata":
+        plain = tmp / f"plain{suffix}"
+        if backend == "onnxruntime":
+            _onnx_without_metadata(plain)
+        else:
+            _torchscript_without_metadata(plain)
+        return [plain, good], ["plain", "no rnnx metadata"]
+    if case == "missing input file":
+        return [directory, tmp / "absent.npy"], ["absent.npy"]
+    bad = tmp / "bad.npy"
+    if case == "wrong feature size":
+        np.save(bad, np.zeros((TIME, BATCH, 5), np.float32))
+        fragments = ["bad.npy", "size 5 on axis 2, expected 4", "input[time, batch, 4]"]
+        return [directory, bad], fragments
+    if case == "rank 2":
+        np.save(bad, np.zeros((TIME, 4), np.float32))
+        return [directory, bad], ["bad.npy", "rank 2", "input[time, batch, 4]"]
+    if case == "float64":
+        np.save(bad, np.zeros((TIME, BATCH, 4), np.float64))
+        return [directory, bad], ["bad.npy", "float32"]
+    if case == "wrong state shape":
+        np.save(bad, np.zeros((1, BATCH, 6), np.float32))
+        return [directory, good, "--state", f"h0={bad}"], ["bad.npy", "h0", "expected 2"]
+    raise AssertionError(case)
+
+
+BAD_CASES = [
+    "missing model",
+    "no rnnx metadata",
+    "missing input file",
+    "wrong feature size",
+    "rank 2",
+    "float64",
+    "wrong state shape",
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_inputs_give_one_line_errors(runners, tmp_path, backend, case) -> None:
+    directory = tmp_path / "lstm"  # time-major, 4 features, 2 layers of 6
+    if case not in ("missing model", "no rnnx metadata"):
+        export(nn.LSTM(4, 6, num_layers=2).eval(), directory, ExportOptions(verify=False))
+    args, fragments = _bad_case(case, backend, directory, tmp_path)
+    assert_one_line_error(cpp(runners[backend], *args), *fragments)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bench_prints_latency_percentiles(runners, exported, tmp_path, backend) -> None:
+    module, directory = exported["lstm2_batch_first"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    result = cpp(runners[backend], directory, tmp_path / "x.npy", "--bench", 20, "--chunk", 1)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("bench:"))
+    assert "20 stream steps of chunk 1" in line
+    for label in ("p50", "p90", "p99"):
+        assert re.search(rf"{label} \d+(\.\d+)? us", line), line
+
+
+def test_stream_example_runs(runners, exported) -> None:
+    example = runners["onnxruntime"].parent / "rnnx-stream-example"
+    result = cpp(example, exported["lstm_proj"][1] / "model.onnx", 3)
+    assert result.returncode == 0, result.stderr
+    assert "step 2: output [1, 1, 3]" in result.stdout
+
+
+def test_build_again_is_incremental(runners) -> None:
+    from rnnx.cpp_build import build
+
+    assert build() == runners  # nothing to rebuild: same executables
