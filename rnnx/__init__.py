@@ -10,17 +10,31 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# Bound eagerly: the submodule rnnx/verify.py would otherwise shadow the function of the same
-# name once imported. It needs only numpy, so `import rnnx` stays free of torch/onnxruntime.
+# Bound eagerly: the submodules rnnx/verify.py and rnnx/bench.py would otherwise shadow the
+# functions of the same names once imported. They need only numpy at import time, so
+# `import rnnx` stays free of torch/onnxruntime.
+from rnnx.bench import BenchOptions, bench  # noqa: E402
 from rnnx.verify import VerifyOptions, verify  # noqa: E402
 
-__all__ = ["__version__", "export", "verify", "load", "LayerSpec", "ExportOptions", "VerifyOptions"]
+__all__ = [
+    "__version__",
+    "export",
+    "verify",
+    "load",
+    "bench",
+    "LayerSpec",
+    "ModelIO",
+    "ExportOptions",
+    "VerifyOptions",
+    "BenchOptions",
+]
 
 _LAZY = {
     "export": ("rnnx.exporter.api", "export"),
     "ExportOptions": ("rnnx.exporter.api", "ExportOptions"),
     "load": ("rnnx.runtimes", "load"),
     "LayerSpec": ("rnnx.exporter.spec", "LayerSpec"),
+    "ModelIO": ("rnnx.exporter.model_io", "ModelIO"),
 }
 
 
