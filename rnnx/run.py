@@ -11,6 +11,7 @@ import numpy as np
 
 from rnnx.errors import InputError, RnnxError
 from rnnx.runtimes import Session, load
+from rnnx.runtimes.streaming import run_in_chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,8 @@ def run_file(
     output_path: str | os.PathLike,
     options: RunOptions = RunOptions(),
 ) -> dict[str, np.ndarray]:
+    if options.chunk is not None and options.chunk < 1:
+        raise RnnxError(f"--chunk must be at least 1, got {options.chunk}")
     session = load(
         model_dir,
         options.runtime,
@@ -37,44 +40,9 @@ def run_file(
     )
     feeds = _with_zero_states(session, read_arrays(input_path, session))
     chunked = options.chunk is not None
-    outputs = run_chunked(session, feeds, options.chunk) if chunked else session.run(feeds)
+    outputs = run_in_chunks(session, feeds, options.chunk) if chunked else session.run(feeds)
     write_npz(Path(output_path), outputs)
     return outputs
-
-
-def run_chunked(
-    session: Session, feeds: dict[str, np.ndarray], chunk: int
-) -> dict[str, np.ndarray]:
-    """Stream `feeds` through a stateful session `chunk` time steps at a time."""
-    if chunk < 1:
-        raise RnnxError(f"--chunk must be at least 1, got {chunk}")
-    signature = session.signature
-    data = signature.data_inputs
-    first = data[0]
-    batch = feeds[first.name].shape[first.dims.index("batch")]
-    time = feeds[first.name].shape[first.dims.index("time")]
-    stream = session.stream(batch)
-    stream.set_state({name: feeds[name] for name in signature.state_inputs})
-    pieces = []
-    for start in range(0, time, chunk):
-        step = {}
-        for tensor in data:
-            axis = tensor.dims.index("time")
-            step[tensor.name] = np.take(
-                feeds[tensor.name], range(start, min(start + chunk, time)), axis
-            )
-        pieces.append(stream.step(step))
-    outputs: dict[str, np.ndarray] = {}
-    for name in pieces[0]:
-        dims = signature.output(name).dims
-        outputs[name] = (
-            np.concatenate([p[name] for p in pieces], axis=dims.index("time"))
-            if "time" in dims
-            else pieces[-1][name]
-        )
-    final = stream.state
-    outputs.update({o: final[i] for o, i in signature.state_pairs})
-    return {name: outputs[name] for name in signature.output_names}
 
 
 def read_arrays(path: str | os.PathLike, session: Session) -> dict[str, np.ndarray]:

@@ -168,29 +168,14 @@ def _stream_checks(
     artifact: str, session: Any, eager: Any, signature: Signature, options: VerifyOptions
 ) -> list[OutputCheck]:
     """Feed one sequence chunk by chunk through a Stream; compare with eager on all of it."""
+    from rnnx.runtimes.streaming import run_in_chunks
+
     batch, time = STREAM_SIZE
     feeds = random_inputs(signature, {"batch": batch, "time": time}, seed=options.seed + 99)
     expected = eager.run(feeds)
-    states = {name: feeds[name] for name in signature.state_inputs}
-    data = {t.name: (feeds[t.name], t.dims.index("time")) for t in signature.data_inputs}
     checks = []
     for chunk in options.stream_chunks:
-        stream = session.stream(batch)
-        stream.set_state(states)
-        pieces: list[dict[str, np.ndarray]] = []
-        for start in range(0, time, chunk):
-            pieces.append(
-                stream.step({n: _take(a, axis, start, chunk) for n, (a, axis) in data.items()})
-            )
-        actual = dict(stream.state)
-        actual = {o: actual[i] for o, i in signature.state_pairs}
-        for name in pieces[0]:
-            dims = signature.output(name).dims
-            actual[name] = (
-                np.concatenate([p[name] for p in pieces], axis=dims.index("time"))
-                if "time" in dims
-                else pieces[-1][name]
-            )
+        actual = run_in_chunks(session, feeds, chunk)
         for name in signature.output_names:
             checks.append(
                 _compare(actual[name], expected[name], options, artifact=artifact, batch=batch,
@@ -208,12 +193,6 @@ def _attempt(run: Any, feeds: dict, **where: Any) -> tuple[Any, OutputCheck | No
         check = OutputCheck(**where, output="*", max_abs_error=float("inf"),
                             max_rel_error=float("inf"), passed=False, error=reason)  # fmt: skip
         return None, check
-
-
-def _take(array: np.ndarray, axis: int, start: int, length: int) -> np.ndarray:
-    index = [slice(None)] * array.ndim
-    index[axis] = slice(start, start + length)
-    return array[tuple(index)]
 
 
 def _compare(

@@ -141,3 +141,40 @@ def step_together(
     for stream, result in zip(streams, results):
         stream.set_state({i: result.pop(o) for o, i in signature.state_pairs})
     return results
+
+
+def run_in_chunks(
+    session: Session, feeds: Mapping[str, np.ndarray], chunk: int
+) -> dict[str, np.ndarray]:
+    """Feed whole-sequence `feeds` (states included) through a new Stream, `chunk` steps at a
+    time; returns what one `session.run(feeds)` returns, reassembled from the pieces."""
+    if chunk < 1:
+        raise InputError(f"chunk size must be at least 1, got {chunk}")
+    signature = session.signature
+    data = signature.data_inputs
+    first = data[0]
+    if "time" not in first.dims:
+        raise InputError(f"input {first.name!r} has no time axis to chunk")
+    batch = np.shape(feeds[first.name])[first.dims.index("batch")]
+    time = np.shape(feeds[first.name])[first.dims.index("time")]
+    stream = session.stream(batch)
+    stream.set_state({name: feeds[name] for name in signature.state_inputs})
+    pieces = []
+    for start in range(0, time, chunk):
+        steps = range(start, min(start + chunk, time))
+        pieces.append(
+            stream.step({t.name: np.take(feeds[t.name], steps, t.dims.index("time")) for t in data})
+        )
+    outputs: dict[str, np.ndarray] = {}
+    for name in pieces[0]:
+        dims = signature.output(name).dims
+        # Outputs along time are concatenated; others (a head on the last step) are the last.
+        in_time = "time" in dims
+        outputs[name] = (
+            np.concatenate([p[name] for p in pieces], dims.index("time"))
+            if in_time
+            else pieces[-1][name]
+        )
+    final = stream.state
+    outputs.update({o: final[i] for o, i in signature.state_pairs})
+    return {name: outputs[name] for name in signature.output_names}
