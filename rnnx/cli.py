@@ -25,6 +25,15 @@ class _Group(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        import warnings
+
+        from rnnx.errors import RnnxWarning
+
+        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, RnnxWarning):
+                click.echo(f"rnnx: warning: {message}", err=True)
+
+        warnings.showwarning = show  # rnnx's own warnings as one line; library noise stays out
         try:
             return super().invoke(ctx)
         except RnnxError as error:
@@ -152,12 +161,7 @@ def export(
     from rnnx.exporter.onnx_export import DEFAULT_OPSET
     from rnnx.verify import VerifyOptions
 
-    try:
-        parsed_init_args = json.loads(init_args)
-    except ValueError as error:
-        raise RnnxError(f"--init-args is not valid JSON: {error}") from None
-    if not isinstance(parsed_init_args, dict):
-        raise RnnxError("--init-args must be a JSON object of keyword arguments")
+    parsed_init_args = _json_object(init_args)
     options = ExportOptions(
         formats=tuple(ARTIFACTS) if fmt == "all" else (fmt,),
         opset=opset if opset is not None else DEFAULT_OPSET,
@@ -399,6 +403,72 @@ def bench(
         write_csv(rows, csv_path)
     if plot_path:
         plot(rows, plot_path, title=str(export_dir))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "model_class",
+    default=None,
+    metavar="PACKAGE.MODULE:CLASS",
+    help="Build this module class and load the checkpoint's weights into it.",
+)
+@click.option(
+    "--init-args", default="{}", metavar="JSON", help="Keyword arguments for --model, as JSON."
+)
+@click.option(
+    "--nonlinearity", type=click.Choice(["tanh", "relu"]), default="tanh", show_default=True
+)
+@click.option("--batch-first", is_flag=True)
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Allow unpickling a full nn.Module (this runs code from the file).",
+)
+def doctor(
+    checkpoint: Path,
+    model_class: str | None,
+    init_args: str,
+    nonlinearity: str,
+    batch_first: bool,
+    trust_checkpoint: bool,
+) -> None:
+    """Find export hazards in CHECKPOINT's model and say how to fix each (exit 1 if any)."""
+    from torch import nn
+
+    from rnnx.doctor import doctor as run_doctor
+    from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint
+
+    options = LoadOptions(
+        model=model_class,
+        init_args=_json_object(init_args),
+        nonlinearity=nonlinearity,
+        batch_first=batch_first,
+        trust_checkpoint=trust_checkpoint,
+    )
+    module = load_checkpoint(checkpoint, options).module
+    if not isinstance(module, nn.RNNBase) and not callable(getattr(module, "example_inputs", None)):
+        raise RnnxError(
+            f"{type(module).__name__} has no example_inputs(): doctor runs the model on them"
+        )
+    findings = run_doctor(module)
+    for finding in findings:
+        click.echo(f"{finding.hazard:<13} {finding.message}")
+        click.echo(f"{'':<13} fix: {finding.fix}")
+    if findings:
+        raise RnnxError(f"{len(findings)} export hazard(s) found in {checkpoint}")
+    click.echo(f"no export hazards found in {checkpoint}")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise RnnxError(f"--init-args is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise RnnxError("--init-args must be a JSON object of keyword arguments")
+    return value
 
 
 def _describe(spec: dict[str, Any]) -> str:

@@ -25,3 +25,7 @@ class InputError(RnnxError):
 
 class VerificationError(RnnxError):
     """An exported artifact does not compute what eager PyTorch computes."""
+
+
+class RnnxWarning(UserWarning):
+    """An export hazard found by `rnnx doctor` (the export goes on; the user should look)."""

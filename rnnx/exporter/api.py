@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 import rnnx
-from rnnx.errors import RnnxError, UnsupportedModelError, VerificationError
+from rnnx.doctor import Finding, diagnose
+from rnnx.errors import RnnxError, RnnxWarning, UnsupportedModelError, VerificationError
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.manifest import ARTIFACTS, MANIFEST, QUANTIZED_ARTIFACT, write_json
 from rnnx.exporter.model_io import (
@@ -98,7 +99,8 @@ def export(
             plan = _layer_plan(model, options)
         else:
             plan = _module_plan(model, example_inputs, io, options)
-        return _write(plan, Path(output_dir), options, source)
+        findings = _preflight(plan, was_training)
+        return _write(plan, Path(output_dir), options, source, findings)
     finally:
         model.train(was_training)  # exporting runs in eval mode; give the module back as it was
 
@@ -165,7 +167,21 @@ class _FlatOutputs(nn.Module):
         return tuple(flatten_outputs(self.model(*inputs)))
 
 
-def _write(plan: _Plan, output_dir: Path, options: ExportOptions, source: Any) -> ExportResult:
+def _preflight(plan: _Plan, was_training: bool) -> list[Finding]:
+    """`rnnx doctor` before exporting: each hazard becomes a warning and a manifest entry."""
+    dims = {t.name: tuple(d if isinstance(d, str) else None for d in t.dims) for t in plan.inputs}
+    findings = diagnose(plan.module, plan.example, dims, [t.name for t in plan.inputs])
+    if was_training:
+        fix = "it is exported in eval mode (dropout off); call model.eval() to silence this"
+        findings.insert(0, Finding("train-mode", "the model was in training mode", fix))
+    for finding in findings:
+        warnings.warn(finding.describe(), RnnxWarning, stacklevel=3)
+    return findings
+
+
+def _write(
+    plan: _Plan, output_dir: Path, options: ExportOptions, source: Any, findings: list[Finding]
+) -> ExportResult:
     with _staging_directory(output_dir, force=options.force) as staging:
         artifacts = {fmt: ARTIFACTS[fmt] for fmt in ARTIFACTS if fmt in options.formats}
         signature = plan.finish([])
@@ -206,6 +222,7 @@ def _write(plan: _Plan, output_dir: Path, options: ExportOptions, source: Any) -
             "artifacts": artifacts,
             "source": source,
             "quantization": quantization,
+            "doctor": [dataclasses.asdict(f) for f in findings],
             "verification": report.to_dict() if report else None,
         }
         write_json(staging / MANIFEST, manifest)
