@@ -224,8 +224,8 @@ def verify(
     The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
     the manifest (or `checkpoint`, if the file has moved since export).
     """
-    from rnnx.exporter.layer_module import wrap_layer
     from rnnx.exporter.manifest import artifact_paths, manifest_signature, read_manifest
+    from rnnx.exporter.model_io import reference_module
 
     manifest = read_manifest(export_dir)
     if reference is None:
@@ -240,8 +240,7 @@ def verify(
         from rnnx.exporter.checkpoint import load_module_from_source
 
         reference = load_module_from_source(source)
-    if manifest.get("model") == "layer":
-        reference = wrap_layer(reference, stateless=bool(manifest.get("stateless")))
+    reference = reference_module(manifest, reference)
     paths = artifact_paths(export_dir, manifest)
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:

@@ -21,6 +21,7 @@ from rnnx.errors import RnnxError, RnnxWarning, UnsupportedModelError, Verificat
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.manifest import ARTIFACTS, MANIFEST, QUANTIZED_ARTIFACT, write_json
 from rnnx.exporter.model_io import (
+    FlatOutputs,
     ModelIO,
     flatten_outputs,
     input_signature,
@@ -146,7 +147,7 @@ def _module_plan(
     dtypes = [str(t.dtype).removeprefix("torch.") for t in outputs]
     is_streamable = streamable(model, model_io)
     return _Plan(
-        module=_FlatOutputs(model),
+        module=FlatOutputs(model),
         example=example,
         inputs=input_signature(model_io, example),
         output_names=list(model_io.outputs),
@@ -154,17 +155,6 @@ def _module_plan(
         kind="module",
         finish=lambda dims: whole_model_signature(model_io, example, dims, dtypes, is_streamable),
     )
-
-
-class _FlatOutputs(nn.Module):
-    """forward returning nested tuples -> one flat tuple, the graph's output order."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(flatten_outputs(self.model(*inputs)))
 
 
 def _preflight(plan: _Plan, was_training: bool) -> list[Finding]:
@@ -184,13 +174,13 @@ def _write(
 ) -> ExportResult:
     with _staging_directory(output_dir, force=options.force) as staging:
         artifacts = {fmt: ARTIFACTS[fmt] for fmt in ARTIFACTS if fmt in options.formats}
-        signature = plan.finish([])
-        onnx_model = None
+        onnx_model, dims = None, []
         if "onnx" in artifacts or plan.kind == "module":
             # A whole model's output dims are only known from the exported graph.
             onnx_model = build_onnx(plan.module, plan.example, plan.inputs, plan.output_names,
                                     opset=options.opset)  # fmt: skip
-            signature = plan.finish(output_dims(onnx_model))
+            dims = output_dims(onnx_model)
+        signature = plan.finish(dims)
         metadata = artifact_metadata(signature, plan.spec, rnnx.__version__)
         if "onnx" in artifacts and onnx_model is not None:
             save_onnx(onnx_model, staging / artifacts["onnx"], metadata)
@@ -207,7 +197,7 @@ def _write(
                     f"exported model does not match eager PyTorch: {report.first_failure()} "
                     "(nothing written; --no-verify writes it anyway)"
                 )
-        module = plan.module.model if isinstance(plan.module, _FlatOutputs) else plan.module
+        module = plan.module.model if isinstance(plan.module, FlatOutputs) else plan.module
         manifest = {
             "rnnx_version": rnnx.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

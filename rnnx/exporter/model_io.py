@@ -117,6 +117,29 @@ def flatten_outputs(result: Any) -> list[torch.Tensor]:
     return _flatten(result)
 
 
+class FlatOutputs(nn.Module):
+    """forward returning nested tuples -> one flat tuple: the graph's output order.
+
+    What is exported, and what runs as the eager reference of a whole model.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(_flatten(self.model(*inputs)))
+
+
+def reference_module(manifest: Mapping[str, Any], module: nn.Module) -> nn.Module:
+    """The eager module whose forward matches the export's graph I/O, from the user's module."""
+    from rnnx.exporter.layer_module import wrap_layer
+
+    if manifest.get("model") == "layer":
+        return wrap_layer(module, stateless=bool(manifest.get("stateless")))
+    return FlatOutputs(module).eval()
+
+
 def input_signature(io: ModelIO, example_inputs: Sequence[torch.Tensor]) -> list[TensorSpec]:
     specs = []
     for name, tensor in zip(io.inputs, example_inputs):

@@ -89,7 +89,7 @@ def _torch_device(device: str, allow_fallback: bool) -> str:
 
 def _eager(export_dir: Any, manifest: dict, signature: Any, device: str, reference: Any) -> Session:
     from rnnx.exporter.checkpoint import load_module_from_source
-    from rnnx.exporter.layer_module import wrap_layer
+    from rnnx.exporter.model_io import reference_module
     from rnnx.runtimes.torch_session import EagerSession
 
     if reference is None:
@@ -98,6 +98,5 @@ def _eager(export_dir: Any, manifest: dict, signature: Any, device: str, referen
                 f"'{export_dir}' was exported from an in-memory model: pass it as reference="
             )
         reference = load_module_from_source(manifest["source"])
-    if manifest.get("model") == "layer":
-        reference = wrap_layer(reference, stateless=bool(manifest.get("stateless")))
+    reference = reference_module(manifest, reference)
     return EagerSession(reference, signature, device=device)

@@ -110,3 +110,25 @@ def test_cli_exports_a_whole_model_class_from_its_weights(tmp_path, monkeypatch)
     manifest = json.loads((out / "rnnx.json").read_text())
     assert manifest["model"] == "module" and manifest["verification"]["passed"]
     assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 0
+
+
+class _NestedOutputs(nn.Module):
+    """Returns nn.LSTM's own (output, (h_n, c_n)): nested tuples, flattened in the graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(4, 6)
+
+    def forward(self, x, h0, c0):
+        return self.lstm(x, (h0, c0))
+
+
+def test_nested_outputs_verify_and_run_eagerly_after_export(tmp_path) -> None:
+    model = _NestedOutputs().eval()
+    example = (torch.randn(5, 2, 4), torch.zeros(1, 2, 6), torch.zeros(1, 2, 6))
+    export(model, tmp_path / "nested", example_inputs=example)
+    assert rnnx.verify(tmp_path / "nested", model).passed
+    outputs = rnnx.load(tmp_path / "nested", "eager", reference=model).run(
+        [t.numpy() for t in example]
+    )
+    assert list(outputs) == ["output", "h0_out", "c0_out"]
