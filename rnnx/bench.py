@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -20,11 +21,14 @@ import numpy as np
 from rnnx.errors import RnnxError
 from rnnx.exporter.signature import random_inputs
 
+PYTHON_RUNTIMES = ("eager", "torchscript", "onnxruntime", "onnxruntime-int8")
+CPP_RUNTIMES = {"cpp-onnxruntime": "onnxruntime", "cpp-torchscript": "torchscript"}
+
 
 @dataclasses.dataclass(frozen=True)
 class BenchOptions:
-    runtimes: tuple[str, ...] = ("eager", "torchscript", "onnxruntime", "onnxruntime-int8")
-    provider: str = "cpu"
+    runtimes: tuple[str, ...] = (*PYTHON_RUNTIMES, *CPP_RUNTIMES)
+    providers: tuple[str, ...] = ("cpu",)  # onnxruntime providers / torch devices, each a column
     batches: tuple[int, ...] = (1,)
     times: tuple[int, ...] = (100,)
     threads: tuple[int, ...] = (1,)
@@ -72,24 +76,35 @@ def bench(
     from rnnx.exporter.spec import LayerSpec
 
     manifest = read_manifest(export_dir)
+    unknown = [r for r in options.runtimes if r not in PYTHON_RUNTIMES and r not in CPP_RUNTIMES]
+    if unknown:
+        known = ", ".join((*PYTHON_RUNTIMES, *CPP_RUNTIMES))
+        raise RnnxError(f"unknown runtime {unknown[0]!r}; expected one of {known}")
     runtimes = [
         r
         for r in options.runtimes
-        if r == "eager" and reference is not None or _available(r, export_dir, manifest)
+        if r in PYTHON_RUNTIMES
+        and (r == "eager" and reference is not None or _available(r, export_dir, manifest))
     ]
     if "eager" in options.runtimes and "eager" not in runtimes:
         raise RnnxError(f"'{export_dir}' has no checkpoint to rebuild the eager model from")
+    explicit_cpp = options.runtimes != BenchOptions().runtimes
+    runners = _cpp_runners([r for r in options.runtimes if r in CPP_RUNTIMES], build=explicit_cpp)
     spec = LayerSpec.from_dict(manifest["spec"]) if manifest.get("spec") else None
     machine = measure_machine() if spec is not None else None
     rows: list[BenchRow] = []
     for threads in options.threads:
         torch.set_num_threads(threads)
-        sessions = {r: _open(r, export_dir, options.provider, threads, reference) for r in runtimes}
+        sessions = {
+            _label(r, provider): _open(r, export_dir, provider, threads, reference)
+            for provider in options.providers
+            for r in runtimes
+            if r.startswith("onnxruntime") or _torch_device(provider)
+        }
+        signature = next(iter(sessions.values())).signature
         for batch in options.batches:
             for steps in options.times:
-                feeds = random_inputs(
-                    sessions[runtimes[0]].signature, {"batch": batch, "time": steps}
-                )
+                feeds = random_inputs(signature, {"batch": batch, "time": steps})
                 floor = _floor_ms(spec, batch, steps, machine) if spec and machine else None
                 if options.chunks:
                     calls = {
@@ -100,9 +115,83 @@ def bench(
                     calls = {
                         r: {None: (lambda s=s, f=feeds: s.run(f))} for r, s in sessions.items()
                     }
-                rows += _measure(calls, sessions, options, batch, steps, threads, floor)
+                measured = _measure(calls, sessions, options, batch, steps, threads, floor)
+                eager = {r.chunk: r.p50_ms for r in measured if r.runtime == "eager"}
+                for runtime, binary in runners.items():
+                    measured += _cpp_rows(runtime, binary, export_dir, signature, feeds,
+                                          options, threads, floor, eager)  # fmt: skip
+                rows += measured
                 if progress:
                     progress(1)
+    return rows
+
+
+def _label(runtime: str, provider: str) -> str:
+    return runtime if provider == "cpu" else f"{runtime}[{provider}]"
+
+
+def _torch_device(provider: str) -> str | None:
+    """The torch device for a provider name; None for providers torch has no device for."""
+    return provider if provider == "cpu" or provider.startswith("cuda") else None
+
+
+def _cpp_runners(runtimes: list[str], *, build: bool) -> dict[str, Any]:
+    """C++ runners by runtime name: built on request, else only those already built."""
+    from rnnx.cpp_build import RUNNERS, SOURCE_DIR
+    from rnnx.cpp_build import build as build_cpp
+
+    if not runtimes:
+        return {}
+    if build:
+        built = build_cpp(torch="cpp-torchscript" in runtimes)
+    else:
+        built = {name: SOURCE_DIR / "build" / exe for name, exe in RUNNERS.items()}
+    return {
+        r: built[CPP_RUNTIMES[r]]
+        for r in runtimes
+        if CPP_RUNTIMES[r] in built and built[CPP_RUNTIMES[r]].is_file()
+    }
+
+
+_RUNNER_BENCH = re.compile(r"p50 ([\d.]+) us, p90 ([\d.]+) us, p99 ([\d.]+) us")
+
+
+def _cpp_rows(runtime: str, binary: Any, export_dir: Any, signature: Any, feeds: dict,
+              options: BenchOptions, threads: int, floor: float | None,
+              eager: dict[int | None, float]) -> list[BenchRow]:  # fmt: skip
+    """The C++ runner's own --bench, in a separate process (so not interleaved with Python)."""
+    import subprocess
+    import tempfile
+
+    data = signature.data_inputs
+    if len(data) != 1 or data[0].dtype != "float32":
+        return []  # the runners take one float32 data input (states start at zero)
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        path = os.path.join(work, "input.npy")
+        np.save(path, feeds[data[0].name])
+        batch = feeds[data[0].name].shape[data[0].dims.index("batch")]
+        steps = feeds[data[0].name].shape[data[0].dims.index("time")]
+        for chunk in options.chunks or (None,):
+            command = [str(binary), str(export_dir), path, "--bench", str(options.repeats)]
+            command += ["--threads", str(threads)] + (["--chunk", str(chunk)] if chunk else [])
+            done = subprocess.run(command, capture_output=True, text=True)
+            match = _RUNNER_BENCH.search(done.stdout)
+            if done.returncode != 0 or match is None:
+                raise RnnxError(
+                    f"{binary}: {(done.stderr.strip().splitlines() or ['no output'])[-1]}"
+                )
+            p50, p90, p99 = (float(v) / 1e3 for v in match.groups())
+            frames = chunk or steps
+            rows.append(BenchRow(
+                runtime=runtime, providers="cpu", batch=batch, time=steps, threads=threads,
+                chunk=chunk, p50_ms=p50, p90_ms=p90, p99_ms=p99, repeats=options.repeats,
+                sequences_per_s=batch / (p50 / 1e3), frames_per_s=batch * frames / (p50 / 1e3),
+                ratio_to_eager=p50 / eager[chunk] if chunk in eager else None,
+                floor_ms=floor if not chunk else None,
+                times_floor=p50 / floor if floor and not chunk else None,
+                real_time_factor=(p50 / 1e3) / (chunk / options.frame_rate) if chunk else None,
+            ))  # fmt: skip
     return rows
 
 
@@ -135,7 +224,7 @@ def _open(runtime: str, export_dir: Any, provider: str, threads: int, reference:
         )
     if runtime == "onnxruntime":
         return load(export_dir, runtime, provider=provider, threads=threads, inter_op_threads=1)
-    device = provider if provider.startswith("cuda") else "cpu"
+    device = _torch_device(provider) or "cpu"
     return load(
         export_dir, runtime, provider=device, reference=reference if runtime == "eager" else None
     )

@@ -329,11 +329,24 @@ def _int_list(text: str) -> tuple[int, ...]:
     "--runtime",
     "runtimes",
     multiple=True,
-    type=click.Choice(["eager", "torchscript", "onnxruntime", "onnxruntime-int8"]),
+    type=click.Choice(
+        [
+            "eager",
+            "torchscript",
+            "onnxruntime",
+            "onnxruntime-int8",
+            "cpp-onnxruntime",
+            "cpp-torchscript",
+        ]
+    ),
     help="Runtimes to measure (repeatable; default: every one the export has).",
 )
 @click.option(
-    "--provider", default="cpu", show_default=True, help="onnxruntime provider / torch device."
+    "--provider",
+    "providers",
+    default="cpu",
+    show_default=True,
+    help="onnxruntime providers / torch devices to compare, e.g. cpu,cuda:0.",
 )
 @click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,16.")
 @click.option(
@@ -366,7 +379,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 def bench(
     export_dir: Path,
     runtimes: tuple[str, ...],
-    provider: str,
+    providers: str,
     batches: str,
     times: str,
     threads: str,
@@ -384,7 +397,7 @@ def bench(
 
     options = BenchOptions(
         runtimes=runtimes or BenchOptions().runtimes,
-        provider=provider,
+        providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
         batches=_int_list(batches),
         times=_int_list(times),
         threads=_int_list(threads),

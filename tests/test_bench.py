@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
 from torch import nn
@@ -29,9 +30,11 @@ def test_bench_cli_measures_every_runtime_side_by_side(tmp_path) -> None:
         .exit_code
         == 0
     )
+    runtimes = ("eager", "torchscript", "onnxruntime", "onnxruntime-int8")
     args = [
         "bench",
         str(out),
+        *(a for runtime in runtimes for a in ("--runtime", runtime)),
         "--batch",
         "1,3",
         "--time",
@@ -73,6 +76,18 @@ def test_streaming_mode_reports_real_time_factor(tmp_path) -> None:
     }
     for row in rows:
         assert row.real_time_factor == row.p50_ms / 1e3 / (row.chunk / 100.0)
+
+
+def test_unknown_provider_and_runtime_are_clear_errors(tmp_path) -> None:
+    from rnnx.errors import RnnxError
+    from rnnx.exporter.api import ExportOptions, export
+
+    layer = nn.GRU(4, 8).eval()
+    export(layer, tmp_path / "gru", ExportOptions(verify=False))
+    with pytest.raises(RnnxError, match="provider 'nonesuch'"):
+        bench(tmp_path / "gru", BenchOptions(providers=("nonesuch",), repeats=1), reference=layer)
+    with pytest.raises(RnnxError, match="unknown runtime 'tvm'"):
+        bench(tmp_path / "gru", BenchOptions(runtimes=("tvm",), repeats=1), reference=layer)
 
 
 def test_layer_cost_counts_gates_and_projection() -> None:
