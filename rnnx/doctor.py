@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from rnnx.exporter.signature import sequence_lengths
+
 RANDOM_FUNCTIONS = {
     "randn", "rand", "randint", "randn_like", "rand_like", "randint_like", "randperm",
     "normal", "bernoulli", "multinomial", "poisson", "normal_", "uniform_", "random_",
@@ -104,7 +106,9 @@ def doctor(
         example_inputs = model.example_inputs()  # type: ignore[operator]
     example = [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
     model_io = resolve_io(model, example, io)
-    return findings + diagnose(model, example, dict(model_io.dims), model_io.inputs)
+    return findings + diagnose(
+        model, example, dict(model_io.dims), model_io.inputs, model_io.lengths
+    )
 
 
 def diagnose(
@@ -112,6 +116,7 @@ def diagnose(
     example_inputs: Sequence[torch.Tensor],
     dims: dict[str, tuple[str | None, ...]] | None = None,
     input_names: Sequence[str] | None = None,
+    lengths_inputs: Sequence[str] = (),
 ) -> list[Finding]:
     """Hazards of exporting `model`, run in eval mode as rnnx exports it."""
     findings: list[Finding] = []
@@ -121,7 +126,7 @@ def diagnose(
         findings += _calls(model, example_inputs)
         findings += _control_flow(model, example_inputs)
         if dims is not None and input_names is not None:
-            findings += _frozen_axes(model, example_inputs, dims, input_names)
+            findings += _frozen_axes(model, example_inputs, dims, input_names, lengths_inputs)
     finally:
         model.train(was_training)
     return findings
@@ -179,6 +184,7 @@ def _frozen_axes(
     example_inputs: Sequence[torch.Tensor],
     dims: dict[str, tuple[str | None, ...]],
     input_names: Sequence[str],
+    lengths_inputs: Sequence[str] = (),
 ) -> list[Finding]:
     """Run forward with one symbolic axis changed at a time; name the axis that breaks it."""
     findings = []
@@ -194,6 +200,12 @@ def _frozen_axes(
                 _resize(t, dims.get(n, ()), axis_name, other)
                 for n, t in zip(input_names, example_inputs)
             ]
+            for index, name in enumerate(input_names):
+                if name in lengths_inputs:  # valid lengths for the new batch and time
+                    new_sizes = {**_sizes(example_inputs, dims, input_names), axis_name: other}
+                    changed[index] = torch.from_numpy(
+                        sequence_lengths(new_sizes["batch"], new_sizes.get("time", 1))
+                    )
             try:
                 with torch.inference_mode():
                     model(*changed)
@@ -207,6 +219,15 @@ def _frozen_axes(
                 ))  # fmt: skip
                 break
     return findings
+
+
+def _sizes(example_inputs, dims, input_names) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for name, tensor in zip(input_names, example_inputs):
+        for axis, axis_name in enumerate(dims.get(name, ())):
+            if axis_name:
+                sizes.setdefault(axis_name, int(tensor.shape[axis]))
+    return sizes
 
 
 def _resize(

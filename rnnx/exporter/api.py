@@ -160,7 +160,8 @@ def _module_plan(
 def _preflight(plan: _Plan, was_training: bool) -> list[Finding]:
     """`rnnx doctor` before exporting: each hazard becomes a warning and a manifest entry."""
     dims = {t.name: tuple(d if isinstance(d, str) else None for d in t.dims) for t in plan.inputs}
-    findings = diagnose(plan.module, plan.example, dims, [t.name for t in plan.inputs])
+    lengths = [t.name for t in plan.inputs if t.role == "lengths"]
+    findings = diagnose(plan.module, plan.example, dims, [t.name for t in plan.inputs], lengths)
     if was_training:
         fix = "it is exported in eval mode (dropout off); call model.eval() to silence this"
         findings.insert(0, Finding("train-mode", "the model was in training mode", fix))

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import onnx_ir as ir
 from onnxscript import FLOAT, INT64, graph, script
 from onnxscript import opset18 as op
 
@@ -31,7 +32,17 @@ _ACTIVATION = {"RNN_TANH": "Tanh", "RNN_RELU": "Relu"}
 
 
 def lstm_to_onnx(
-    x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch_first, has_biases, proj_size
+    x,
+    h0,
+    c0,
+    weights,
+    hidden_size,
+    num_layers,
+    bidirectional,
+    batch_first,
+    has_biases,
+    proj_size,
+    lengths=None,
 ):
     out, (h_n, c_n) = _lower_stack(
         "LSTM",
@@ -44,12 +55,22 @@ def lstm_to_onnx(
         batch_first,
         has_biases,
         proj_size,
+        lengths,
     )
     return out, h_n, c_n
 
 
 def rnn_to_onnx(
-    x, h0, weights, mode, hidden_size, num_layers, bidirectional, batch_first, has_biases
+    x,
+    h0,
+    weights,
+    mode,
+    hidden_size,
+    num_layers,
+    bidirectional,
+    batch_first,
+    has_biases,
+    lengths=None,
 ):
     out, (h_n,) = _lower_stack(
         mode,
@@ -62,6 +83,7 @@ def rnn_to_onnx(
         batch_first,
         has_biases,
         0,
+        lengths,
     )
     return out, h_n
 
@@ -77,8 +99,11 @@ def _lower_stack(
     batch_first,
     has_biases,
     proj_size,
+    lengths=None,
 ):
     directions = 2 if bidirectional else 1
+    # Packed batches: the ops take each sequence's length (int32) and zero the padded steps.
+    sequence_lens = None if lengths is None else op.Cast(lengths, to=ir.DataType.INT32)
     per_direction = 2 + 2 * has_biases + bool(proj_size)  # nn.RNNBase._flat_weights layout
     if batch_first:
         x = op.Transpose(x, perm=[1, 0, 2])
@@ -95,7 +120,9 @@ def _lower_stack(
         if proj_size:
             x, layer_finals = _projected_lstm_layer(x, initial, by_direction, has_biases)
         else:
-            x, layer_finals = _native_layer(kind, x, initial, by_direction, hidden_size, has_biases)
+            x, layer_finals = _native_layer(
+                kind, x, initial, by_direction, hidden_size, has_biases, sequence_lens
+            )
         for collected, final in zip(finals, layer_finals):
             collected.append(final)
     if batch_first:
@@ -103,13 +130,21 @@ def _lower_stack(
     return x, tuple(_concat(f, axis=0) for f in finals)
 
 
-def _native_layer(kind, x, initial, by_direction, hidden_size, has_biases):
+def _native_layer(kind, x, initial, by_direction, hidden_size, has_biases, sequence_lens=None):
     """One layer, all directions, as a single ONNX RNN/LSTM/GRU node."""
     w, r, b = native_op_weights(op, kind, by_direction, hidden_size, has_biases)
     direction = "bidirectional" if len(by_direction) == 2 else "forward"
     if kind == "LSTM":
         y, h_n, c_n = op.LSTM(
-            x, w, r, b, None, initial[0], initial[1], direction=direction, hidden_size=hidden_size
+            x,
+            w,
+            r,
+            b,
+            sequence_lens,
+            initial[0],
+            initial[1],
+            direction=direction,
+            hidden_size=hidden_size,
         )
         finals = (h_n, c_n)
     elif kind == "GRU":
@@ -119,7 +154,7 @@ def _native_layer(kind, x, initial, by_direction, hidden_size, has_biases):
             w,
             r,
             b,
-            None,
+            sequence_lens,
             initial[0],
             direction=direction,
             hidden_size=hidden_size,
@@ -132,7 +167,7 @@ def _native_layer(kind, x, initial, by_direction, hidden_size, has_biases):
             w,
             r,
             b,
-            None,
+            sequence_lens,
             initial[0],
             direction=direction,
             hidden_size=hidden_size,

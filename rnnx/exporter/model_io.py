@@ -32,6 +32,8 @@ class ModelIO:
     state_pairs: tuple[tuple[str, str], ...] = ()  # (output, input) carried between calls
     # integer inputs (token ids): values drawn in [0, high) when verifying
     int_ranges: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # sequence lengths of a padded batch (for pack_padded_sequence)
+    lengths: tuple[str, ...] = ()
 
 
 def resolve_io(
@@ -69,11 +71,16 @@ def _infer(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> ModelIO:
             pairs = [(f"{s}_out", s) for s in states]
     data_outputs = len(outputs) - len(pairs)
     names = ["output"] if data_outputs == 1 else [f"output_{i}" for i in range(data_outputs)]
+    lengths = tuple(
+        n for n, t in zip(parameters, example_inputs)
+        if t.dim() == 1 and not t.is_floating_point() and re.search("len", n)
+    )  # fmt: skip
     return ModelIO(
         inputs=tuple(parameters),
         dims=dims,
         outputs=tuple(names + [o for o, _ in pairs]),
         state_pairs=tuple(pairs),
+        lengths=lengths,
     )
 
 
@@ -150,7 +157,8 @@ def input_signature(io: ModelIO, example_inputs: Sequence[torch.Tensor]) -> list
             )
         dims: tuple[Dim, ...] = tuple(a if a else int(size) for a, size in zip(axes, tensor.shape))
         dtype = str(tensor.dtype).removeprefix("torch.")
-        specs.append(TensorSpec(name, dims, dtype, io.int_ranges.get(name)))
+        role = "lengths" if name in io.lengths else None
+        specs.append(TensorSpec(name, dims, dtype, io.int_ranges.get(name), role))
     return specs
 
 

@@ -6,7 +6,9 @@ often the batch) axis in the exported graph. Routing each layer through a
 output shapes; `lowering.py` then translates that node into native ONNX ops.
 
 The eager implementations call the same `torch._VF` kernels nn.RNNBase uses, so a patched
-module computes exactly what the original does.
+module computes exactly what the original does. Packed sequences (pack_padded_sequence ->
+layer -> pad_packed_sequence) reach the ops as a padded batch plus lengths, which the ONNX ops
+take as `sequence_lens`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnx.errors import UnsupportedModelError
+
+_VF = torch._VF  # type: ignore[attr-defined]
 
 
 @torch.library.custom_op("rnnx::lstm", mutates_args=())
@@ -33,27 +37,27 @@ def lstm(
     batch_first: bool,
     has_biases: bool,
     proj_size: int,
+    lengths: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    y, h, c = torch._VF.lstm(  # type: ignore[attr-defined]
+    if lengths is not None:
+        y, h, c = _packed(_VF.lstm, x, (h0, c0), weights, lengths, num_layers, bidirectional,
+                          batch_first, has_biases)  # fmt: skip
+        return y, h, c
+    y, h, c = _VF.lstm(
         x, (h0, c0), weights, has_biases, num_layers, 0.0, False, bidirectional, batch_first
     )
     return y, h, c
 
 
 @lstm.register_fake
-def _lstm_fake(
-    x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch_first, has_biases, proj_size
-):
+def _lstm_fake(x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch_first,
+               has_biases, proj_size, lengths=None):  # fmt: skip
     directions = 2 if bidirectional else 1
     y = x.new_empty(x.shape[0], x.shape[1], directions * h0.shape[-1])
     return y, torch.empty_like(h0), torch.empty_like(c0)
 
 
-_RNN_KERNELS = {
-    "RNN_TANH": torch._VF.rnn_tanh,  # type: ignore[attr-defined]
-    "RNN_RELU": torch._VF.rnn_relu,  # type: ignore[attr-defined]
-    "GRU": torch._VF.gru,  # type: ignore[attr-defined]
-}
+_RNN_KERNELS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "GRU": _VF.gru}
 
 
 @torch.library.custom_op("rnnx::rnn", mutates_args=())
@@ -67,61 +71,82 @@ def rnn(
     bidirectional: bool,
     batch_first: bool,
     has_biases: bool,
+    lengths: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """RNN (tanh or relu) and GRU: the layers whose only state is h."""
-    y, h = _RNN_KERNELS[mode](
-        x, h0, weights, has_biases, num_layers, 0.0, False, bidirectional, batch_first
-    )
+    kernel = _RNN_KERNELS[mode]
+    if lengths is not None:
+        y, h = _packed(kernel, x, h0, weights, lengths, num_layers, bidirectional, batch_first,
+                       has_biases)  # fmt: skip
+        return y, h
+    y, h = kernel(x, h0, weights, has_biases, num_layers, 0.0, False, bidirectional, batch_first)
     return y, h
 
 
 @rnn.register_fake
-def _rnn_fake(
-    x, h0, weights, mode, hidden_size, num_layers, bidirectional, batch_first, has_biases
-):
+def _rnn_fake(x, h0, weights, mode, hidden_size, num_layers, bidirectional, batch_first,
+              has_biases, lengths=None):  # fmt: skip
     directions = 2 if bidirectional else 1
     y = x.new_empty(x.shape[0], x.shape[1], directions * h0.shape[-1])
     return y, torch.empty_like(h0)
+
+
+def _packed(kernel, x, hx, weights, lengths, num_layers, bidirectional, batch_first, has_biases):
+    """Eager semantics of a padded batch with lengths: pack, run, pad back to the input's time."""
+    rnn_utils = nn.utils.rnn
+    packed = rnn_utils.pack_padded_sequence(x, lengths.cpu(), batch_first, enforce_sorted=False)
+    states = tuple(s.index_select(1, packed.sorted_indices) for s in _as_tuple(hx))
+    result = kernel(packed.data, packed.batch_sizes, states if len(states) > 1 else states[0],
+                    weights, has_biases, num_layers, 0.0, False, bidirectional)  # fmt: skip
+    output = PackedSequence(result[0], packed.batch_sizes, packed.sorted_indices,
+                            packed.unsorted_indices)  # fmt: skip
+    time = x.shape[1 if batch_first else 0]
+    padded, _ = rnn_utils.pad_packed_sequence(output, batch_first, total_length=time)
+    return (padded, *(f.index_select(1, packed.unsorted_indices) for f in result[1:]))
+
+
+def _as_tuple(state):
+    return tuple(state) if isinstance(state, tuple) else (state,)
+
+
+def _select_batch(state, indices):
+    """hx or (h, c) reordered along the batch axis, as nn.RNNBase.permute_hidden does."""
+    selected = tuple(s.index_select(1, indices) for s in _as_tuple(state))
+    return selected if isinstance(state, tuple) else selected[0]
 
 
 def _custom_op_forward(layer: nn.RNNBase):
     """A drop-in forward for `layer` that calls the custom op instead of the decomposable kernel."""
     directions = 2 if layer.bidirectional else 1
     out_size = layer.proj_size or layer.hidden_size  # proj_size is 0 except for projected LSTMs
-    batch_dim = 0 if layer.batch_first else 1
+    weights = [getattr(layer, name) for name in layer._flat_weights_names]  # named initializers
 
-    def forward(input: Tensor, hx=None):
+    def zeros(x: Tensor, batch: int):
+        h0 = x.new_zeros(layer.num_layers * directions, batch, out_size)
+        if layer.mode == "LSTM":
+            return h0, x.new_zeros(h0.shape[0], batch, layer.hidden_size)
+        return h0
+
+    def run(x: Tensor, hx, batch_first: bool, lengths: Tensor | None):
+        common = dict(hidden_size=layer.hidden_size, num_layers=layer.num_layers,
+                      bidirectional=layer.bidirectional, batch_first=batch_first,
+                      has_biases=layer.bias, lengths=lengths)  # fmt: skip
+        if layer.mode == "LSTM":
+            y, h, c = lstm(x, hx[0], hx[1], weights, proj_size=layer.proj_size, **common)
+            return y, (h, c)
+        return rnn(x, hx, weights, mode=layer.mode, **common)
+
+    def forward(input, hx=None):
         if isinstance(input, PackedSequence):
-            raise UnsupportedModelError(
-                f"{type(layer).__name__} receives a PackedSequence; packed sequences are not "
-                "supported yet: pass padded tensors"
-            )
+            return packed_forward(input, hx)
+        batch_dim = 0 if layer.batch_first else 1
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(batch_dim)
         if hx is not None and not batched:
             hx = tuple(s.unsqueeze(1) for s in hx) if isinstance(hx, tuple) else hx.unsqueeze(1)
-        if hx is None:
-            batch = x.shape[batch_dim]
-            h0 = x.new_zeros(layer.num_layers * directions, batch, out_size)
-            hx = (
-                (h0, x.new_zeros(h0.shape[0], batch, layer.hidden_size))
-                if layer.mode == "LSTM"
-                else h0
-            )
-        common = dict(
-            hidden_size=layer.hidden_size,
-            num_layers=layer.num_layers,
-            bidirectional=layer.bidirectional,
-            batch_first=layer.batch_first,
-            has_biases=layer.bias,
+        y, state = run(
+            x, zeros(x, x.shape[batch_dim]) if hx is None else hx, layer.batch_first, None
         )
-        # By attribute name, so the ONNX initializers keep the parameters' names.
-        weights = [getattr(layer, name) for name in layer._flat_weights_names]
-        if layer.mode == "LSTM":
-            y, h, c = lstm(x, hx[0], hx[1], weights, proj_size=layer.proj_size, **common)
-            state = (h, c)
-        else:
-            y, state = rnn(x, hx, weights, mode=layer.mode, **common)
         if not batched:
             y = y.squeeze(batch_dim)
             state = (
@@ -129,17 +154,74 @@ def _custom_op_forward(layer: nn.RNNBase):
             )
         return y, state
 
+    def packed_forward(packed: PackedSequence, hx):
+        lengths = _PADDED_LENGTHS.get(id(packed.data))
+        if lengths is None:
+            raise UnsupportedModelError(
+                f"{type(layer).__name__} receives a PackedSequence not made by "
+                "pack_padded_sequence (the only packing rnnx exports)"
+            )
+        if layer.proj_size:
+            raise UnsupportedModelError(
+                "a PackedSequence into an LSTM with proj_size is not supported yet"
+            )
+        x = packed.data  # padded and time-major: see _pack_as_padded
+        if hx is None:
+            hx = zeros(x, x.shape[1])
+        elif packed.sorted_indices is not None:
+            hx = _select_batch(hx, packed.sorted_indices)
+        y, state = run(x, hx, False, lengths)
+        _PADDED_LENGTHS[id(y)] = lengths
+        if packed.unsorted_indices is not None:
+            state = _select_batch(state, packed.unsorted_indices)
+        return PackedSequence(
+            y, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+        ), state
+
     return forward
+
+
+# During export a PackedSequence carries the padded, time-major batch as its `data` (with the
+# true batch_sizes, so pad_packed_sequence's length checks still hold), and its lengths are
+# kept here by the data tensor's id. The real packed layout has a data-dependent size, which
+# is what makes torch.export fail on such models.
+_PADDED_LENGTHS: dict[int, Tensor] = {}
+
+
+def _pack_as_padded(input: Tensor, lengths: Tensor, batch_first: bool) -> tuple[Tensor, Tensor]:
+    data = input.transpose(0, 1) if batch_first else input
+    steps = torch.arange(data.shape[0], device=lengths.device)
+    batch_sizes = (lengths.unsqueeze(0) > steps.unsqueeze(1)).sum(1)
+    _PADDED_LENGTHS[id(data)] = lengths
+    return data, batch_sizes
+
+
+def _pad_as_padded(data: Tensor, batch_sizes: Tensor, batch_first: bool, padding_value: float,
+                   total_length: int) -> tuple[Tensor, Tensor]:  # fmt: skip
+    lengths = _PADDED_LENGTHS[id(data)]
+    steps = torch.arange(data.shape[0], device=data.device)
+    valid = (steps.unsqueeze(1) < lengths.to(data.device).unsqueeze(0)).unsqueeze(-1)
+    padded = torch.where(valid, data, torch.full_like(data, padding_value))
+    if isinstance(total_length, int) and total_length > data.shape[0]:  # a fixed total_length
+        extra = padded.new_full((total_length - data.shape[0], *padded.shape[1:]), padding_value)
+        padded = torch.cat([padded, extra])
+    return (padded.transpose(0, 1) if batch_first else padded), lengths
 
 
 @contextlib.contextmanager
 def recurrent_layers_as_custom_ops(module: nn.Module) -> Iterator[None]:
-    """Within the block, every nn.RNN/LSTM/GRU inside `module` runs through the custom ops."""
+    """Within the block, every nn.RNN/LSTM/GRU inside `module` runs through the custom ops, and
+    pack_padded_sequence / pad_packed_sequence keep the batch padded, lengths on the side."""
     layers = [m for m in module.modules() if isinstance(m, nn.RNNBase)]
     for layer in layers:
         layer.forward = _custom_op_forward(layer)  # type: ignore[method-assign]
+    # torch.nn.utils.rnn calls these through torch._VF at every call: replaceable here.
+    _VF._pack_padded_sequence = _pack_as_padded
+    _VF._pad_packed_sequence = _pad_as_padded
     try:
         yield
     finally:
         for layer in layers:
             del layer.forward
+        del _VF._pack_padded_sequence, _VF._pad_packed_sequence
+        _PADDED_LENGTHS.clear()

@@ -24,6 +24,7 @@ class TensorSpec:
     dims: tuple[Dim, ...]
     dtype: str = "float32"
     high: int | None = None  # integer inputs (token ids): valid values are [0, high)
+    role: str | None = None  # "lengths": each sequence's length in a padded batch
 
     def shape_for(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         return tuple(sizes[d] if isinstance(d, str) else d for d in self.dims)
@@ -78,7 +79,13 @@ class Signature:
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
         def tensors(items: Any) -> tuple[TensorSpec, ...]:
             return tuple(
-                TensorSpec(t["name"], tuple(t["dims"]), t.get("dtype", "float32"), t.get("high"))
+                TensorSpec(
+                    t["name"],
+                    tuple(t["dims"]),
+                    t.get("dtype", "float32"),
+                    t.get("high"),
+                    t.get("role"),
+                )
                 for t in items
             )
 
@@ -109,6 +116,8 @@ def _tensor_dict(tensor: TensorSpec) -> dict[str, Any]:
     data: dict[str, Any] = {"name": tensor.name, "dims": list(tensor.dims), "dtype": tensor.dtype}
     if tensor.high is not None:
         data["high"] = tensor.high
+    if tensor.role is not None:
+        data["role"] = tensor.role
     return data
 
 
@@ -148,10 +157,20 @@ def random_inputs(
     feeds = {}
     for tensor in signature.inputs:
         shape = tensor.shape_for(sizes)
-        if tensor.dtype != "float32":
+        if tensor.role == "lengths":
+            feeds[tensor.name] = sequence_lengths(shape[0], sizes["time"]).astype(tensor.dtype)
+        elif tensor.dtype != "float32":
             feeds[tensor.name] = rng.integers(0, tensor.high or 2, shape).astype(tensor.dtype)
         elif zero_state and tensor.name in states:
             feeds[tensor.name] = np.zeros(shape, dtype=np.float32)
         else:
             feeds[tensor.name] = rng.standard_normal(shape, dtype=np.float32)
     return feeds
+
+
+def sequence_lengths(batch: int, time: int) -> Any:
+    """Valid lengths for a padded batch: from `time` (the longest) down to 1, sorted descending
+    as pack_padded_sequence(enforce_sorted=True) requires."""
+    import numpy as np
+
+    return np.round(np.linspace(time, 1, batch)).astype(np.int64)

@@ -223,6 +223,35 @@ class ProjectedLSTMStack(nn.Module):
         return torch.randn(5, 2, 80), torch.zeros(2, 2, 64), torch.zeros(2, 2, 128)
 
 
+class PackedProsodyPredictor(nn.Module):
+    """A TTS prosody predictor trained on ragged batches: phoneme features padded to the longest
+    utterance, packed with their lengths through a bidirectional LSTM, and a per-phoneme
+    Linear head (duration, pitch, energy)."""
+
+    rnnx_io = ModelIO(
+        inputs=("phonemes", "lengths"),
+        dims={"phonemes": BATCH_MAJOR, "lengths": ("batch",)},
+        outputs=("prosody",),
+        lengths=("lengths",),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(16, 32, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(64, 3)
+
+    def forward(self, phonemes: Tensor, lengths: Tensor) -> Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(phonemes, lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)  # fmt: skip
+        output, _ = self.lstm(packed)
+        padded, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True,
+                                                     total_length=phonemes.shape[1])  # fmt: skip
+        return self.head(padded)
+
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        return torch.randn(2, 5, 16), torch.tensor([3, 5])
+
+
 ZOO: dict[str, Callable[[], nn.Module]] = {
     "elman_rnn": ElmanRNN,
     "char_rnn_cell": CharRNNCell,
@@ -236,5 +265,6 @@ ZOO: dict[str, Callable[[], nn.Module]] = {
     "seq2seq_step_gru": lambda: Seq2SeqStep("gru"),
     "gru_encoder": GRUEncoder,
     "projected_lstm_stack": ProjectedLSTMStack,
+    "packed_prosody_predictor": PackedProsodyPredictor,
 }
 BAD_EXAMPLES: dict[str, Callable[[], nn.Module]] = {"bad_bilstm_regressor": BadBiLSTMRegressor}
