@@ -132,3 +132,42 @@ def test_nested_outputs_verify_and_run_eagerly_after_export(tmp_path) -> None:
         [t.numpy() for t in example]
     )
     assert list(outputs) == ["output", "h0_out", "c0_out"]
+
+
+class _LSTMCellDecoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.LSTMCell(6, 8)
+        self.out = nn.Linear(8, 4)
+
+    def forward(self, x, h, c):
+        h, c = self.cell(x, (h, c))
+        return self.out(h), h, c
+
+
+class _GRUCellStep(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(6, 8)
+
+    def forward(self, x, h):
+        h = self.cell(x, h)
+        return torch.tanh(h), h
+
+
+@pytest.mark.parametrize("make, states", [(_LSTMCellDecoder, 2), (_GRUCellStep, 1)])
+def test_cell_step_models_export_and_stream(tmp_path, make, states) -> None:
+    model = make().eval()
+    example = (torch.randn(2, 6), *(torch.zeros(2, 8) for _ in range(states)))
+    result = export(model, tmp_path / "cell", example_inputs=example)
+    assert result.report.passed
+    signature = result.manifest["signature"]
+    assert signature["streamable"] and len(signature["state_pairs"]) == states
+    stream = rnnx.load(tmp_path / "cell").stream(batch=3)
+    inputs = torch.randn(5, 3, 6)
+    carried = [torch.zeros(3, 8) for _ in range(states)]
+    for x in inputs:
+        got = stream.step(x.numpy())["output"]
+        with torch.no_grad():
+            want, *carried = model(x, *carried)
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=1e-4)
