@@ -99,7 +99,7 @@ def main() -> None:
         f"{'zoo model':<24} {'ONNX max abs err':>17} {'TorchScript':>12} {'streamed':>9}  verified"
     )
     for name, make in ZOO.items():
-        result = rnnx.export(make(), OUTPUT / "zoo" / name)
+        result = rnnx.export(make().eval(), OUTPUT / "zoo" / name)
         summary = result.report.summary()
         streamed = "yes" if "onnx streamed" in summary else "-"
         print(f"{name:<24} {summary['onnx']['max_abs_error']:>17.1e} "
