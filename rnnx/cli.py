@@ -5,6 +5,7 @@ Heavy modules (torch, onnxruntime) are imported inside the commands so `rnnx --h
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -77,6 +78,57 @@ def _tolerance_options(command: Any) -> Any:
     return command
 
 
+def _checkpoint_options(command: Any) -> Any:
+    """The options that say how to load a checkpoint, handed to the command as one LoadOptions."""
+
+    @functools.wraps(command)
+    def with_load_options(
+        *args: Any,
+        model_class: str | None,
+        init_args: str,
+        nonlinearity: str,
+        batch_first: bool,
+        trust_checkpoint: bool,
+        **kwargs: Any,
+    ) -> Any:
+        from rnnx.exporter.checkpoint import LoadOptions
+
+        load_options = LoadOptions(
+            model=model_class,
+            init_args=_json_object(init_args),
+            nonlinearity=nonlinearity,
+            batch_first=batch_first,
+            trust_checkpoint=trust_checkpoint,
+        )
+        return command(*args, load_options=load_options, **kwargs)
+
+    options = [
+        click.option("--model", "model_class", default=None, metavar="PACKAGE.MODULE:CLASS",
+                     help="Build this module class and load the checkpoint's weights into it."),
+        click.option("--init-args", default="{}", metavar="JSON",
+                     help="Keyword arguments for --model, as JSON."),
+        click.option("--nonlinearity", type=click.Choice(["tanh", "relu"]), default="tanh",
+                     show_default=True, help="For an nn.RNN state_dict (the weights cannot tell)."),
+        click.option("--batch-first", is_flag=True,
+                     help="For a bare-layer state_dict: inputs are (batch, time, feature)."),
+        click.option("--trust-checkpoint", is_flag=True,
+                     help="Allow unpickling a full nn.Module (this runs code from the file)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        with_load_options = option(with_load_options)
+    return with_load_options
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise RnnxError(f"--init-args is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise RnnxError("--init-args must be a JSON object of keyword arguments")
+    return value
+
+
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option(
@@ -102,33 +154,6 @@ def _tolerance_options(command: Any) -> Any:
 @click.option(
     "--no-verify", is_flag=True, help="Skip checking the artifacts against eager PyTorch."
 )
-@click.option(
-    "--model",
-    "model_class",
-    default=None,
-    metavar="PACKAGE.MODULE:CLASS",
-    help="Build this module class and load the checkpoint's weights into it.",
-)
-@click.option(
-    "--init-args", default="{}", metavar="JSON", help="Keyword arguments for --model, as JSON."
-)
-@click.option(
-    "--nonlinearity",
-    type=click.Choice(["tanh", "relu"]),
-    default="tanh",
-    show_default=True,
-    help="For an nn.RNN state_dict (the weights cannot tell).",
-)
-@click.option(
-    "--batch-first",
-    is_flag=True,
-    help="For a bare-layer state_dict: inputs are (batch, time, feature).",
-)
-@click.option(
-    "--trust-checkpoint",
-    is_flag=True,
-    help="Allow unpickling a full nn.Module (this runs code from the file).",
-)
 @click.option("--force", is_flag=True, help="Replace an existing export directory.")
 @click.option(
     "--quantize",
@@ -137,6 +162,7 @@ def _tolerance_options(command: Any) -> Any:
     help="Also write a dynamically quantized ONNX model (model.int8.onnx).",
 )
 @_tolerance_options
+@_checkpoint_options
 def export(
     checkpoint: Path,
     output_dir: Path,
@@ -144,11 +170,7 @@ def export(
     opset: int | None,
     stateless: bool,
     no_verify: bool,
-    model_class: str | None,
-    init_args: str,
-    nonlinearity: str,
-    batch_first: bool,
-    trust_checkpoint: bool,
+    load_options: Any,
     force: bool,
     quantize: str | None,
     atol: float,
@@ -156,12 +178,10 @@ def export(
 ) -> None:
     """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
     from rnnx.exporter.api import ExportOptions, export_checkpoint
-    from rnnx.exporter.checkpoint import LoadOptions
     from rnnx.exporter.manifest import ARTIFACTS
     from rnnx.exporter.onnx_export import DEFAULT_OPSET
     from rnnx.verify import VerifyOptions
 
-    parsed_init_args = _json_object(init_args)
     options = ExportOptions(
         formats=tuple(ARTIFACTS) if fmt == "all" else (fmt,),
         opset=opset if opset is not None else DEFAULT_OPSET,
@@ -170,13 +190,6 @@ def export(
         verify_options=VerifyOptions(atol=atol, rtol=rtol),
         force=force,
         quantize=quantize,
-    )
-    load_options = LoadOptions(
-        model=model_class,
-        init_args=parsed_init_args,
-        nonlinearity=nonlinearity,
-        batch_first=batch_first,
-        trust_checkpoint=trust_checkpoint,
     )
     result = export_checkpoint(checkpoint, output_dir, options, load_options)
     spec = result.manifest.get("spec")
@@ -420,47 +433,15 @@ def bench(
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option(
-    "--model",
-    "model_class",
-    default=None,
-    metavar="PACKAGE.MODULE:CLASS",
-    help="Build this module class and load the checkpoint's weights into it.",
-)
-@click.option(
-    "--init-args", default="{}", metavar="JSON", help="Keyword arguments for --model, as JSON."
-)
-@click.option(
-    "--nonlinearity", type=click.Choice(["tanh", "relu"]), default="tanh", show_default=True
-)
-@click.option("--batch-first", is_flag=True)
-@click.option(
-    "--trust-checkpoint",
-    is_flag=True,
-    help="Allow unpickling a full nn.Module (this runs code from the file).",
-)
-def doctor(
-    checkpoint: Path,
-    model_class: str | None,
-    init_args: str,
-    nonlinearity: str,
-    batch_first: bool,
-    trust_checkpoint: bool,
-) -> None:
+@_checkpoint_options
+def doctor(checkpoint: Path, load_options: Any) -> None:
     """Find export hazards in CHECKPOINT's model and say how to fix each (exit 1 if any)."""
     from torch import nn
 
     from rnnx.doctor import doctor as run_doctor
-    from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint
+    from rnnx.exporter.checkpoint import load_checkpoint
 
-    options = LoadOptions(
-        model=model_class,
-        init_args=_json_object(init_args),
-        nonlinearity=nonlinearity,
-        batch_first=batch_first,
-        trust_checkpoint=trust_checkpoint,
-    )
-    module = load_checkpoint(checkpoint, options).module
+    module = load_checkpoint(checkpoint, load_options).module
     if not isinstance(module, nn.RNNBase) and not callable(getattr(module, "example_inputs", None)):
         raise RnnxError(
             f"{type(module).__name__} has no example_inputs(): doctor runs the model on them"
@@ -472,16 +453,6 @@ def doctor(
     if findings:
         raise RnnxError(f"{len(findings)} export hazard(s) found in {checkpoint}")
     click.echo(f"no export hazards found in {checkpoint}")
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise RnnxError(f"--init-args is not valid JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise RnnxError("--init-args must be a JSON object of keyword arguments")
-    return value
 
 
 def _describe(spec: dict[str, Any]) -> str:
