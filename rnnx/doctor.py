@@ -15,13 +15,16 @@ import dataclasses
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from rnnx.exporter.signature import sequence_lengths
+from rnnx.exporter.signature import TensorSpec, sequence_lengths
+
+if TYPE_CHECKING:
+    from rnnx.exporter.api import ExportPlan
 
 RANDOM_FUNCTIONS = {
     "randn", "rand", "randint", "randn_like", "rand_like", "randint_like", "randperm",
@@ -74,61 +77,29 @@ def doctor(
     example_inputs: Sequence[torch.Tensor] | None = None,
     io: Any = None,
 ) -> list[Finding]:
-    """`rnnx.doctor`: the hazards of exporting `model` (a bare layer or a whole model)."""
-    from rnnx.exporter.model_io import resolve_io
-    from rnnx.exporter.signature import Signature, random_inputs
-    from rnnx.exporter.spec import LayerSpec
+    """`rnnx.doctor`: the hazards of exporting `model` (a bare layer, or a whole model with
+    example inputs or an `example_inputs()` method); the same checks as export's pre-flight."""
+    from rnnx.exporter.api import plan_export
 
-    findings = []
-    was_training = model.training
-    if was_training:
-        findings.append(Finding(
-            "train-mode", f"{type(model).__name__} is in training mode",
-            "call model.eval() before exporting (rnnx exports in eval mode, so dropout is off)",
-        ))  # fmt: skip
-    if isinstance(model, nn.RNNBase) and example_inputs is None:
-        from rnnx.exporter.layer_module import wrap_layer
-
-        signature = Signature.for_layer(LayerSpec.from_module(model))
-        example = [
-            torch.from_numpy(a) for a in random_inputs(signature, {"batch": 2, "time": 5}).values()
-        ]
-        wrapped = wrap_layer(model, stateless=False)
-        dims = {
-            t.name: tuple(d if isinstance(d, str) else None for d in t.dims)
-            for t in signature.inputs
-        }
-        try:
-            return findings + diagnose(wrapped, example, dims, signature.input_names)
-        finally:
-            model.train(was_training)  # wrap_layer set eval(); give the module back as it was
-    if example_inputs is None:
-        example_inputs = model.example_inputs()  # type: ignore[operator]
-    example = [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
-    model_io = resolve_io(model, example, io)
-    return findings + diagnose(
-        model, example, dict(model_io.dims), model_io.inputs, model_io.lengths
-    )
-
-
-def diagnose(
-    model: nn.Module,
-    example_inputs: Sequence[torch.Tensor],
-    dims: dict[str, tuple[str | None, ...]] | None = None,
-    input_names: Sequence[str] | None = None,
-    lengths_inputs: Sequence[str] = (),
-) -> list[Finding]:
-    """Hazards of exporting `model`, run in eval mode as rnnx exports it."""
-    findings: list[Finding] = []
     was_training = model.training
     model.eval()
     try:
-        findings += _calls(model, example_inputs)
-        findings += _control_flow(model, example_inputs)
-        if dims is not None and input_names is not None:
-            findings += _frozen_axes(model, example_inputs, dims, input_names, lengths_inputs)
+        return check_plan(plan_export(model, example_inputs, io), was_training)
     finally:
         model.train(was_training)
+
+
+def check_plan(plan: ExportPlan, was_training: bool) -> list[Finding]:
+    """Hazards of an export plan (its module is in eval mode, as rnnx exports it)."""
+    findings: list[Finding] = []
+    if was_training:
+        findings.append(Finding(
+            "train-mode", "the model is in training mode",
+            "rnnx exports it in eval mode (dropout off); call model.eval() first",
+        ))  # fmt: skip
+    findings += _calls(plan.module, plan.example)
+    findings += _control_flow(plan.module, plan.example)
+    findings += _frozen_axes(plan)
     return findings
 
 
@@ -179,36 +150,23 @@ def _control_flow(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> l
     )]  # fmt: skip
 
 
-def _frozen_axes(
-    model: nn.Module,
-    example_inputs: Sequence[torch.Tensor],
-    dims: dict[str, tuple[str | None, ...]],
-    input_names: Sequence[str],
-    lengths_inputs: Sequence[str] = (),
-) -> list[Finding]:
+def _frozen_axes(plan: ExportPlan) -> list[Finding]:
     """Run forward with one symbolic axis changed at a time; name the axis that breaks it."""
+    sizes: dict[str, int] = {}
+    for spec, tensor in zip(plan.inputs, plan.example):
+        for axis, name in enumerate(spec.axis_names):
+            if name:
+                sizes.setdefault(name, int(tensor.shape[axis]))
     findings = []
-    for axis_name in ("batch", "time"):
-        if not any(axis_name in dims.get(n, ()) for n in input_names):
-            continue
-        size = next(
-            t.shape[dims[n].index(axis_name)]
-            for n, t in zip(input_names, example_inputs) if axis_name in dims.get(n, ())
-        )  # fmt: skip
+    for axis_name, size in sizes.items():
         for other in sorted({1, size + 1} - {size}):
+            changed_sizes = {**sizes, axis_name: other}
             changed = [
-                _resize(t, dims.get(n, ()), axis_name, other)
-                for n, t in zip(input_names, example_inputs)
+                _resized(t, spec, changed_sizes) for t, spec in zip(plan.example, plan.inputs)
             ]
-            for index, name in enumerate(input_names):
-                if name in lengths_inputs:  # valid lengths for the new batch and time
-                    new_sizes = {**_sizes(example_inputs, dims, input_names), axis_name: other}
-                    changed[index] = torch.from_numpy(
-                        sequence_lengths(new_sizes["batch"], new_sizes.get("time", 1))
-                    )
             try:
                 with torch.inference_mode():
-                    model(*changed)
+                    plan.module(*changed)
             except Exception as error:
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
                 works, fails = f"{axis_name} {size}", f"{axis_name} {other}"
@@ -221,21 +179,12 @@ def _frozen_axes(
     return findings
 
 
-def _sizes(example_inputs, dims, input_names) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for name, tensor in zip(input_names, example_inputs):
-        for axis, axis_name in enumerate(dims.get(name, ())):
-            if axis_name:
-                sizes.setdefault(axis_name, int(tensor.shape[axis]))
-    return sizes
-
-
-def _resize(
-    tensor: torch.Tensor, axes: tuple[str | None, ...], axis_name: str, size: int
-) -> torch.Tensor:
-    if axis_name not in axes:
-        return tensor
-    axis = axes.index(axis_name)
-    repeats = -(-size // tensor.shape[axis])
-    grown = torch.cat([tensor] * repeats, dim=axis) if repeats > 1 else tensor
-    return grown.narrow(axis, 0, size)
+def _resized(tensor: torch.Tensor, spec: TensorSpec, sizes: dict[str, int]) -> torch.Tensor:
+    """The example input at other batch/time sizes (repeating its values along those axes)."""
+    if spec.role == "lengths":  # lengths must stay valid for the new batch and time
+        return torch.from_numpy(sequence_lengths(sizes["batch"], sizes.get("time", 1)))
+    for axis, name in enumerate(spec.axis_names):
+        if name and tensor.shape[axis] != sizes[name]:
+            repeats = -(-sizes[name] // tensor.shape[axis])
+            tensor = torch.cat([tensor] * repeats, dim=axis).narrow(axis, 0, sizes[name])
+    return tensor

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from rnnx.errors import InputError, RnnxError
+from rnnx.exporter.signature import zero_states
 from rnnx.runtimes import Session, load
 from rnnx.runtimes.streaming import run_in_chunks
 
@@ -79,12 +80,8 @@ def _with_zero_states(session: Session, feeds: dict[str, Any]) -> dict[str, Any]
         raise InputError(
             f"input {first.name!r} has shape {list(array.shape)}, expected {first.describe()}"
         )
-    batch = array.shape[first.dims.index("batch")]
-    zeros = {
-        name: np.zeros(signature.input(name).shape_for({"batch": batch}), np.float32)
-        for name in missing
-    }
-    return {**feeds, **zeros}
+    zeros = zero_states(signature, array.shape[first.dims.index("batch")])
+    return {**zeros, **feeds}
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import onnx
 import torch
 from torch import nn
 
 import rnnx
-from rnnx.doctor import Finding, diagnose
+from rnnx.doctor import Finding, check_plan
 from rnnx.errors import RnnxError, RnnxWarning, UnsupportedModelError, VerificationError
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.manifest import ARTIFACTS, MANIFEST, QUANTIZED_ARTIFACT, write_json
@@ -63,7 +64,7 @@ class ExportResult:
 
 
 @dataclasses.dataclass
-class _Plan:
+class ExportPlan:
     """What to export: a module whose forward takes the signature's inputs, and its I/O."""
 
     module: nn.Module
@@ -96,22 +97,35 @@ def export(
     was_training = model.training
     model.eval()
     try:
-        if isinstance(model, nn.RNNBase) and example_inputs is None:
-            plan = _layer_plan(model, options)
-        else:
-            plan = _module_plan(model, example_inputs, io, options)
-        findings = _preflight(plan, was_training)
+        plan = plan_export(model, example_inputs, io, stateless=options.stateless)
+        # rnnx doctor as a pre-flight: hazards are warnings, and recorded in the manifest.
+        findings = check_plan(plan, was_training)
+        for finding in findings:
+            warnings.warn(finding.describe(), RnnxWarning, stacklevel=2)
         return _write(plan, Path(output_dir), options, source, findings)
     finally:
         model.train(was_training)  # exporting runs in eval mode; give the module back as it was
 
 
-def _layer_plan(layer: nn.RNNBase, options: ExportOptions) -> _Plan:
+def plan_export(
+    model: nn.Module,
+    example_inputs: Sequence[torch.Tensor] | None = None,
+    io: ModelIO | None = None,
+    *,
+    stateless: bool = False,
+) -> ExportPlan:
+    """What export would trace: the module with the graph's I/O, its example inputs and specs."""
+    if isinstance(model, nn.RNNBase) and example_inputs is None:
+        return _layer_plan(model, stateless)
+    return _module_plan(model, example_inputs, io, stateless)
+
+
+def _layer_plan(layer: nn.RNNBase, stateless: bool) -> ExportPlan:
     spec = LayerSpec.from_module(layer)
-    signature = Signature.for_layer(spec, stateless=options.stateless)
+    signature = Signature.for_layer(spec, stateless=stateless)
     example = [torch.from_numpy(a) for a in random_inputs(signature, EXAMPLE_SIZES).values()]
-    return _Plan(
-        module=wrap_layer(layer, stateless=options.stateless),
+    return ExportPlan(
+        module=wrap_layer(layer, stateless=stateless),
         example=example,
         inputs=list(signature.inputs),
         output_names=signature.output_names,
@@ -122,9 +136,9 @@ def _layer_plan(layer: nn.RNNBase, options: ExportOptions) -> _Plan:
 
 
 def _module_plan(
-    model: nn.Module, example_inputs: Any, io: ModelIO | None, options: ExportOptions
-) -> _Plan:
-    if options.stateless:
+    model: nn.Module, example_inputs: Any, io: ModelIO | None, stateless: bool
+) -> ExportPlan:
+    if stateless:
         raise RnnxError(
             "--stateless applies to bare layers; a whole model's forward decides its inputs"
         )
@@ -136,9 +150,9 @@ def _module_plan(
             )
         example_inputs = model.example_inputs()
     example = [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
-    model_io = resolve_io(model, example, io)
     with torch.inference_mode():
         outputs = flatten_outputs(model(*example))
+    model_io = resolve_io(model, example, outputs, io)
     if len(outputs) != len(model_io.outputs):
         raise UnsupportedModelError(
             f"{type(model).__name__} returns {len(outputs)} tensors but its I/O names "
@@ -146,32 +160,20 @@ def _module_plan(
         )
     dtypes = [str(t.dtype).removeprefix("torch.") for t in outputs]
     is_streamable = streamable(model, model_io)
-    return _Plan(
+    inputs = input_signature(model_io, example)
+    return ExportPlan(
         module=FlatOutputs(model),
         example=example,
-        inputs=input_signature(model_io, example),
+        inputs=inputs,
         output_names=list(model_io.outputs),
         spec=None,
         kind="module",
-        finish=lambda dims: whole_model_signature(model_io, example, dims, dtypes, is_streamable),
+        finish=lambda dims: whole_model_signature(model_io, inputs, dims, dtypes, is_streamable),
     )
 
 
-def _preflight(plan: _Plan, was_training: bool) -> list[Finding]:
-    """`rnnx doctor` before exporting: each hazard becomes a warning and a manifest entry."""
-    dims = {t.name: tuple(d if isinstance(d, str) else None for d in t.dims) for t in plan.inputs}
-    lengths = [t.name for t in plan.inputs if t.role == "lengths"]
-    findings = diagnose(plan.module, plan.example, dims, [t.name for t in plan.inputs], lengths)
-    if was_training:
-        fix = "it is exported in eval mode (dropout off); call model.eval() to silence this"
-        findings.insert(0, Finding("train-mode", "the model was in training mode", fix))
-    for finding in findings:
-        warnings.warn(finding.describe(), RnnxWarning, stacklevel=3)
-    return findings
-
-
 def _write(
-    plan: _Plan, output_dir: Path, options: ExportOptions, source: Any, findings: list[Finding]
+    plan: ExportPlan, output_dir: Path, options: ExportOptions, source: Any, findings: list[Finding]
 ) -> ExportResult:
     with _staging_directory(output_dir, force=options.force) as staging:
         artifacts = {fmt: ARTIFACTS[fmt] for fmt in ARTIFACTS if fmt in options.formats}
@@ -250,7 +252,9 @@ def _quantize(staging: Path, artifacts: dict[str, str]) -> dict[str, Any]:
     if not ops:
         (staging / filename).unlink()
         reason = "nothing to quantize: onnxruntime's quantizer has no GRU/RNN support"
-        warnings.warn(f"--quantize int8: {reason}; no int8 model written", stacklevel=3)
+        warnings.warn(
+            f"--quantize int8: {reason}; no int8 model written", RnnxWarning, stacklevel=4
+        )
         return {"int8": None, "reason": reason}
     artifacts[name] = filename
     return {"int8": filename, "quantized_ops": ops}
@@ -266,17 +270,11 @@ def _check_options(options: ExportOptions) -> None:
         raise RnnxError(f"--format must be one of {', '.join(ARTIFACTS)} or all, got {unknown}")
     if options.opset < MIN_OPSET:
         raise RnnxError(f"--opset must be at least {MIN_OPSET}, got {options.opset}")
-    maximum = _max_opset()
+    maximum = onnx.defs.onnx_opset_version()
     if options.opset > maximum:
         raise RnnxError(
             f"--opset must be at most {maximum} (this onnx/onnxruntime), got {options.opset}"
         )
-
-
-def _max_opset() -> int:
-    import onnx
-
-    return onnx.defs.onnx_opset_version()
 
 
 def _check_float32(model: nn.Module) -> None:

@@ -37,8 +37,12 @@ class ModelIO:
 
 
 def resolve_io(
-    model: nn.Module, example_inputs: Sequence[torch.Tensor], io: ModelIO | None
+    model: nn.Module,
+    example_inputs: Sequence[torch.Tensor],
+    outputs: Sequence[torch.Tensor],
+    io: ModelIO | None,
 ) -> ModelIO:
+    """`io`, else the model's `rnnx_io`, else inferred; `outputs` is forward's flat result."""
     declared = io or getattr(model, "rnnx_io", None)
     if isinstance(declared, Mapping):
         declared = ModelIO(**declared)
@@ -49,18 +53,17 @@ def resolve_io(
                 f"{len(example_inputs)} example inputs were given"
             )
         return declared
-    return _infer(model, example_inputs)
+    return _infer(model, example_inputs, outputs)
 
 
-def _infer(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> ModelIO:
+def _infer(
+    model: nn.Module, example_inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]
+) -> ModelIO:
     parameters = list(inspect.signature(model.forward).parameters)[: len(example_inputs)]
     batch_first = _batch_first(model)
     dims: dict[str, tuple[str | None, ...]] = {}
     for name, tensor in zip(parameters, example_inputs):
         dims[name] = _guess_dims(name, tensor, batch_first)
-    with torch.inference_mode():
-        result = model(*example_inputs)
-    outputs = _flatten(result)
     states = [n for n in parameters if _STATE_NAME.match(n)]
     # A step model returns its new states last, in the order it takes them.
     pairs: list[tuple[str, str]] = []
@@ -110,18 +113,15 @@ def _batch_first(model: nn.Module) -> bool | None:
     return None
 
 
-def _flatten(result: Any) -> list[torch.Tensor]:
+def flatten_outputs(result: Any) -> list[torch.Tensor]:
+    """forward's result (a tensor, or nested tuples/lists of them) in graph output order."""
     if isinstance(result, torch.Tensor):
         return [result]
     if isinstance(result, (tuple, list)):
-        return [t for item in result for t in _flatten(item)]
+        return [t for item in result for t in flatten_outputs(item)]
     raise UnsupportedModelError(
         f"forward returns a {type(result).__name__}; rnnx exports tensors and tuples of them"
     )
-
-
-def flatten_outputs(result: Any) -> list[torch.Tensor]:
-    return _flatten(result)
 
 
 class FlatOutputs(nn.Module):
@@ -135,7 +135,7 @@ class FlatOutputs(nn.Module):
         self.model = model
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(_flatten(self.model(*inputs)))
+        return tuple(flatten_outputs(self.model(*inputs)))
 
 
 def reference_module(manifest: Mapping[str, Any], module: nn.Module) -> nn.Module:
@@ -169,10 +169,11 @@ def streamable(model: nn.Module, io: ModelIO) -> bool:
 
 
 def whole_model_signature(
-    io: ModelIO, example_inputs: Sequence[torch.Tensor], output_dims: Sequence[tuple[Dim, ...]],
-    output_dtypes: Sequence[str], is_streamable: bool,
-) -> Signature:  # fmt: skip
+    io: ModelIO,
+    inputs: Sequence[TensorSpec],
+    output_dims: Sequence[tuple[Dim, ...]],
+    output_dtypes: Sequence[str],
+    is_streamable: bool,
+) -> Signature:
     outputs = tuple(TensorSpec(n, d, t) for n, d, t in zip(io.outputs, output_dims, output_dtypes))
-    return Signature(
-        tuple(input_signature(io, example_inputs)), outputs, io.state_pairs, is_streamable
-    )
+    return Signature(tuple(inputs), outputs, io.state_pairs, is_streamable)

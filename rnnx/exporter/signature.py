@@ -29,6 +29,11 @@ class TensorSpec:
     def shape_for(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
         return tuple(sizes[d] if isinstance(d, str) else d for d in self.dims)
 
+    @property
+    def axis_names(self) -> tuple[str | None, ...]:
+        """Per axis: "batch", "time" (or another symbolic name), or None for a fixed size."""
+        return tuple(d if isinstance(d, str) else None for d in self.dims)
+
     def describe(self) -> str:
         return f"{self.name}[{', '.join(str(d) for d in self.dims)}]"
 
@@ -166,6 +171,16 @@ def random_inputs(
         else:
             feeds[tensor.name] = rng.standard_normal(shape, dtype=np.float32)
     return feeds
+
+
+def zero_states(signature: Signature, batch: int) -> dict[str, Any]:
+    """Initial states of zeros, as a stream or a call without given states starts."""
+    import numpy as np
+
+    return {
+        name: np.zeros(signature.input(name).shape_for({"batch": batch}), np.float32)
+        for name in signature.state_inputs
+    }
 
 
 def sequence_lengths(batch: int, time: int) -> Any:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rnnx.errors import InputError, RnnxError
+from rnnx.exporter.signature import zero_states
 
 if TYPE_CHECKING:
     from rnnx.runtimes.base import Session
@@ -43,7 +44,9 @@ class Stream:
 
     def reset(self) -> None:
         """Back to zero states, as at the start of a new sequence."""
-        self._state = self.session._state_from_numpy(self._zeros())
+        self._state = self.session._state_from_numpy(
+            zero_states(self.session.signature, self.batch)
+        )
 
     @property
     def state(self) -> dict[str, np.ndarray]:
@@ -99,13 +102,6 @@ class Stream:
         feeds = {s.name: np.asarray(chunk[s.name]) for s in specs}
         validate(specs, feeds, {"batch": self.batch})
         return feeds
-
-    def _zeros(self) -> dict[str, np.ndarray]:
-        signature = self.session.signature
-        return {
-            name: np.zeros(signature.input(name).shape_for({"batch": self.batch}), np.float32)
-            for name in signature.state_inputs
-        }
 
 
 def step_together(
