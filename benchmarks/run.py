@@ -15,8 +15,6 @@ import dataclasses
 import datetime
 import os
 import platform
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +25,7 @@ from torch import nn
 
 from rnnx.bench import BenchOptions, BenchRow, bench, measure_machine, plot
 from rnnx.exporter.api import ExportOptions, export_checkpoint
+from rnnx.exporter.signature import random_inputs
 from rnnx.models import keyword_spotter_lstm
 
 
@@ -40,6 +39,9 @@ class Case:
     targets: dict[tuple[str, int, int], float] = dataclasses.field(default_factory=dict)
     quantize: bool = False
     chunks: tuple[int, ...] = ()
+    threads: tuple[int, ...] = (1,)
+    # (runtime, chunk) -> the most p50 milliseconds allowed, at 1 thread
+    latency_targets: dict[tuple[str, int], float] = dataclasses.field(default_factory=dict)
 
 
 def cases(quick: bool) -> list[Case]:
@@ -86,6 +88,8 @@ def cases(quick: bool) -> list[Case]:
             lambda: nn.LSTM(80, 256, 2),
             [(1, 100)],
             chunks=(1, 10),
+            threads=(1, 2),
+            latency_targets={("cpp-onnxruntime", 1): 0.050},
         ),
         Case(
             "zoo: keyword spotter (LSTM 40→64 ×2, batch_first)",
@@ -95,7 +99,7 @@ def cases(quick: bool) -> list[Case]:
     ]
 
 
-def run_case(case: Case, work: Path, repeats: int) -> tuple[list[BenchRow], dict]:
+def run_case(case: Case, work: Path, repeats: int, cpp: bool) -> tuple[list[BenchRow], dict]:
     torch.manual_seed(0)
     module = case.make().eval()
     checkpoint = work / f"{_slug(case.name)}.pt"
@@ -103,7 +107,7 @@ def run_case(case: Case, work: Path, repeats: int) -> tuple[list[BenchRow], dict
     from rnnx.exporter.checkpoint import LoadOptions
 
     export_dir = work / _slug(case.name)
-    result = export_checkpoint(
+    export_checkpoint(
         checkpoint,
         export_dir,
         ExportOptions(force=True, verify=False, quantize="int8" if case.quantize else None),
@@ -119,12 +123,34 @@ def run_case(case: Case, work: Path, repeats: int) -> tuple[list[BenchRow], dict
             times=(steps,),
             repeats=repeats,
             chunks=case.chunks,
+            threads=case.threads,
+            # None: every runtime, the C++ runners included (built by main)
+            runtimes=None if cpp else python_runtimes(case),
             min_seconds=0.0 if repeats < 10 else 1.0,
         )
         rows += bench(export_dir, options)
     extra["providers"] = sorted({r.providers for r in rows})
-    del result
     return rows, extra
+
+
+def python_runtimes(case: Case) -> tuple[str, ...]:
+    return ("eager", "torchscript", "onnxruntime") + (
+        ("onnxruntime-int8",) if case.quantize else ()
+    )
+
+
+def build_cpp(skip: bool) -> tuple[bool, str]:
+    """Build the C++ runners for their rows; (built, what the report says about them)."""
+    if skip:
+        return False, "not measured (--no-cpp or --quick)"
+    from rnnx.cpp_build import build
+    from rnnx.errors import RnnxError
+
+    try:
+        build()
+    except RnnxError as error:  # no C++ toolchain: the Python suite still runs
+        return False, f"not measured: {error}"
+    return True, "`cpp-*` rows, timed by the runners' own `--bench` in a separate process"
 
 
 def int8_error(export_dir: Path, module: nn.Module) -> float:
@@ -132,68 +158,11 @@ def int8_error(export_dir: Path, module: nn.Module) -> float:
     import rnnx
 
     session = rnnx.load(export_dir, "onnxruntime", artifact="onnx_int8")
-    feeds = {
-        t.name: np.zeros(t.shape_for({"batch": 1, "time": 100}), np.float32)
-        for t in session.signature.inputs
-    }
-    feeds["input"] = np.random.default_rng(0).standard_normal(
-        feeds["input"].shape, dtype=np.float32
-    )
+    sizes = {"batch": 1, "time": 100}
+    feeds = random_inputs(session.signature, sizes, zero_state=True)
     with torch.inference_mode():
         expected = module(torch.from_numpy(feeds["input"]))[0].numpy()
     return float(np.abs(session.run(feeds)["output"] - expected).max())
-
-
-# (label, runner, extra arguments): the C++ runners' per-step latency configurations
-CPP_RUNS = [
-    ("C++ onnxruntime, 1 thread", "onnxruntime", ["--threads", "1"]),
-    ("C++ onnxruntime, 2 threads", "onnxruntime", ["--threads", "2"]),
-    ("C++ libtorch (oneDNN off), 1 thread", "torchscript", ["--threads", "1", "--no-onednn"]),
-    ("C++ libtorch (default), 1 thread", "torchscript", ["--threads", "1"]),
-]
-_CPP_BENCH = re.compile(r"p50 ([\d.]+) us, p90 ([\d.]+) us, p99 ([\d.]+) us")
-
-
-def cpp_step_latency(work: Path) -> list[tuple[str, str]] | str:
-    """The C++ runners' latency per step (LSTM 2×256, batch 1, one step per call, 200 calls)."""
-    from rnnx.cpp_build import build
-    from rnnx.errors import RnnxError
-
-    try:
-        runners = build()
-    except RnnxError as error:  # no C++ toolchain: the Python suite still runs
-        return f"not measured: {error}"
-    torch.manual_seed(0)
-    from rnnx.exporter.api import export
-
-    directory = work / "cpp-lstm"
-    export(nn.LSTM(80, 256, 2).eval(), directory, ExportOptions(force=True, verify=False))
-    np.save(
-        work / "step.npy", np.random.default_rng(0).standard_normal((200, 1, 80), dtype=np.float32)
-    )
-    rows = []
-    for label, runtime, extra in CPP_RUNS:
-        command = [
-            str(runners[runtime]),
-            str(directory),
-            str(work / "step.npy"),
-            "--chunk",
-            "1",
-            "--bench",
-            "200",
-            *extra,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True)
-        match = _CPP_BENCH.search(done.stdout)
-        rows.append(
-            (
-                label,
-                "p50 {} us, p90 {} us, p99 {} us".format(*match.groups())
-                if match
-                else done.stderr.strip(),
-            )
-        )
-    return rows
 
 
 def _slug(name: str) -> str:
@@ -229,7 +198,7 @@ def machine_description() -> str:
     )
 
 
-def report(results: list[tuple[Case, list[BenchRow], dict]], cpp: dict | None, plots: Path) -> str:
+def report(results: list[tuple[Case, list[BenchRow], dict]], cpp_note: str, plots: Path) -> str:
     lines = [
         "# rnnx benchmarks",
         "",
@@ -239,6 +208,7 @@ def report(results: list[tuple[Case, list[BenchRow], dict]], cpp: dict | None, p
         "reading the recurrent weights once per step, whichever is larger.",
         "",
         machine_description(),
+        f"- C++ runners: {cpp_note}",
         "",
         "## Targets",
         "",
@@ -262,6 +232,19 @@ def report(results: list[tuple[Case, list[BenchRow], dict]], cpp: dict | None, p
                 f"| {case.name} | {runtime} | {batch} × {steps} | ≤ {target:.2f}× | "
                 f"{row.ratio_to_eager:.2f}× | {met} |"
             )
+        for (runtime, chunk), limit_ms in case.latency_targets.items():
+            row = next(
+                (r for r in rows if (r.runtime, r.chunk, r.threads) == (runtime, chunk, 1)), None
+            )
+            if row is None:
+                lines.append(
+                    f"| {case.name} | {runtime} | chunk {chunk} | ≤ {limit_ms * 1e3:.0f} µs per call | not measured (C++ runners not built) | |"
+                )
+                continue
+            met = "met" if row.p50_ms <= limit_ms else "**missed**"
+            lines.append(
+                f"| {case.name} | {runtime} | {row.batch} × chunk {chunk} | ≤ {limit_ms * 1e3:.0f} µs per call | {row.p50_ms * 1e3:.0f} µs | {met} |"
+            )
     for case, rows, extra in results:
         lines += ["", f"## {case.name}", ""]
         if "int8_error" in extra:
@@ -271,12 +254,12 @@ def report(results: list[tuple[Case, list[BenchRow], dict]], cpp: dict | None, p
                 "",
             ]
         lines += [
-            "| runtime | batch × time | chunk | p50 ms | p90 ms | p99 ms | frames/s | vs eager | x floor | RTF @100 fps |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| runtime | threads | batch × time | chunk | p50 ms | p90 ms | p99 ms | frames/s | vs eager | x floor | RTF @100 fps |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             lines.append(
-                f"| {r.runtime} | {r.batch} × {r.time} | {r.chunk or '-'} | {r.p50_ms:.3f} | {r.p90_ms:.3f} | "
+                f"| {r.runtime} | {r.threads} | {r.batch} × {r.time} | {r.chunk or '-'} | {r.p50_ms:.3f} | {r.p90_ms:.3f} | "
                 f"{r.p99_ms:.3f} | {r.frames_per_s:,.0f} | {r.ratio_to_eager:.2f}× | "
                 f"{f'{r.times_floor:.1f}' if r.times_floor else '-'} | "
                 f"{f'{r.real_time_factor:.4f}' if r.real_time_factor else '-'} |"
@@ -288,20 +271,6 @@ def report(results: list[tuple[Case, list[BenchRow], dict]], cpp: dict | None, p
             f"![{case.name}](plots/{_slug(case.name)}.png)",
         ]
         plot(rows, plots / f"{_slug(case.name)}.png", title=case.name)
-    if cpp is not None:
-        lines += [
-            "",
-            "## C++ runners, one step per call (LSTM 2×256, input 80, batch 1)",
-            "",
-            "Target: ≤ 50 µs per step through the C++ runner. Compare the Python session's "
-            "`chunk 1` rows in the streaming table above.",
-            "",
-        ]
-        if isinstance(cpp, str):
-            lines.append(cpp)
-        else:
-            lines += ["| runner | latency per step (200 calls) |", "|---|---|"]
-            lines += [f"| {label} | {value} |" for label, value in cpp]
     return "\n".join(lines) + "\n"
 
 
@@ -325,14 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     plots.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     repeats = 3 if args.quick else 30
+    cpp, cpp_note = build_cpp(skip=args.no_cpp or args.quick)
     with tempfile.TemporaryDirectory(prefix="rnnx-bench-work-") as work:
         results = []
         for case in cases(args.quick):
             print(f"benchmarking {case.name} ...", file=sys.stderr, flush=True)
-            rows, extra = run_case(case, Path(work), repeats)
+            rows, extra = run_case(case, Path(work), repeats, cpp)
             results.append((case, rows, extra))
-        cpp = None if args.no_cpp or args.quick else cpp_step_latency(Path(work))
-        text = report(results, cpp, plots)
+        text = report(results, cpp_note, plots)
     (out / "BENCHMARKS.md").write_text(text)
     print(f"wrote {out / 'BENCHMARKS.md'}")
     return 0

@@ -27,7 +27,9 @@ CPP_RUNTIMES = {"cpp-onnxruntime": "onnxruntime", "cpp-torchscript": "torchscrip
 
 @dataclasses.dataclass(frozen=True)
 class BenchOptions:
-    runtimes: tuple[str, ...] = (*PYTHON_RUNTIMES, *CPP_RUNTIMES)
+    # None: every runtime this export and machine have (eager is required: it is the baseline).
+    # A list: exactly those, each of which must be available.
+    runtimes: tuple[str, ...] | None = None
     providers: tuple[str, ...] = ("cpu",)  # onnxruntime providers / torch devices, each a column
     batches: tuple[int, ...] = (1,)
     times: tuple[int, ...] = (100,)
@@ -76,20 +78,7 @@ def bench(
     from rnnx.exporter.spec import LayerSpec
 
     manifest = read_manifest(export_dir)
-    unknown = [r for r in options.runtimes if r not in PYTHON_RUNTIMES and r not in CPP_RUNTIMES]
-    if unknown:
-        known = ", ".join((*PYTHON_RUNTIMES, *CPP_RUNTIMES))
-        raise RnnxError(f"unknown runtime {unknown[0]!r}; expected one of {known}")
-    runtimes = [
-        r
-        for r in options.runtimes
-        if r in PYTHON_RUNTIMES
-        and (r == "eager" and reference is not None or _available(r, export_dir, manifest))
-    ]
-    if "eager" in options.runtimes and "eager" not in runtimes:
-        raise RnnxError(f"'{export_dir}' has no checkpoint to rebuild the eager model from")
-    explicit_cpp = options.runtimes != BenchOptions().runtimes
-    runners = _cpp_runners([r for r in options.runtimes if r in CPP_RUNTIMES], build=explicit_cpp)
+    runtimes, runners = _select_runtimes(options.runtimes, export_dir, manifest, reference)
     spec = LayerSpec.from_dict(manifest["spec"]) if manifest.get("spec") else None
     machine = measure_machine() if spec is not None else None
     rows: list[BenchRow] = []
@@ -135,24 +124,6 @@ def _torch_device(provider: str) -> str | None:
     return provider if provider == "cpu" or provider.startswith("cuda") else None
 
 
-def _cpp_runners(runtimes: list[str], *, build: bool) -> dict[str, Any]:
-    """C++ runners by runtime name: built on request, else only those already built."""
-    from rnnx.cpp_build import RUNNERS, SOURCE_DIR
-    from rnnx.cpp_build import build as build_cpp
-
-    if not runtimes:
-        return {}
-    if build:
-        built = build_cpp(torch="cpp-torchscript" in runtimes)
-    else:
-        built = {name: SOURCE_DIR / "build" / exe for name, exe in RUNNERS.items()}
-    return {
-        r: built[CPP_RUNTIMES[r]]
-        for r in runtimes
-        if CPP_RUNTIMES[r] in built and built[CPP_RUNTIMES[r]].is_file()
-    }
-
-
 _RUNNER_BENCH = re.compile(r"p50 ([\d.]+) us, p90 ([\d.]+) us, p99 ([\d.]+) us")
 
 
@@ -195,19 +166,47 @@ def _cpp_rows(runtime: str, binary: Any, export_dir: Any, signature: Any, feeds:
     return rows
 
 
-def _available(runtime: str, export_dir: Any, manifest: dict) -> bool:
+# How to get each runtime that an export or this machine lacks.
+_HOW = {
+    "eager": "export from a checkpoint, or pass the model as reference=",
+    "torchscript": "export with --format torchscript or all",
+    "onnxruntime": "export with --format onnx or all",
+    "onnxruntime-int8": "export with --quantize int8 (LSTM layers and MatMuls only)",
+    "cpp-onnxruntime": "build the C++ runners with `rnnx cpp build`",
+    "cpp-torchscript": "build the C++ runners with `rnnx cpp build`",
+}
+
+
+def _select_runtimes(
+    wanted: Sequence[str] | None, export_dir: Any, manifest: dict, reference: Any
+) -> tuple[list[str], dict[str, Any]]:
+    """(Python runtimes, C++ runner paths) to measure; see BenchOptions.runtimes."""
+    from rnnx.cpp_build import RUNNERS, SOURCE_DIR
     from rnnx.exporter.manifest import artifact_paths
 
-    if runtime == "eager":
-        return bool(manifest.get("source"))
-    artifact = {
-        "onnxruntime": "onnx",
-        "onnxruntime-int8": "onnx_int8",
-        "torchscript": "torchscript",
+    unknown = [r for r in wanted or () if r not in _HOW]
+    if unknown:
+        raise RnnxError(f"unknown runtime {unknown[0]!r}; expected one of {', '.join(_HOW)}")
+    artifacts = artifact_paths(export_dir, manifest)
+    runners = {r: SOURCE_DIR / "build" / RUNNERS[CPP_RUNTIMES[r]] for r in CPP_RUNTIMES}
+    available = {
+        "eager": reference is not None or bool(manifest.get("source")),
+        "torchscript": "torchscript" in artifacts,
+        "onnxruntime": "onnx" in artifacts,
+        "onnxruntime-int8": "onnx_int8" in artifacts,
+        # The runners take the ONNX or TorchScript file, and one float32 data input.
+        "cpp-onnxruntime": runners["cpp-onnxruntime"].is_file() and "onnx" in artifacts,
+        "cpp-torchscript": runners["cpp-torchscript"].is_file() and "torchscript" in artifacts,
     }
-    if runtime not in artifact:
-        raise RnnxError(f"unknown runtime {runtime!r}")
-    return artifact[runtime] in artifact_paths(export_dir, manifest)
+    missing = [r for r in wanted or ("eager",) if not available[r]]
+    if missing:
+        raise RnnxError(
+            f"runtime {missing[0]} is not available for '{export_dir}': {_HOW[missing[0]]}"
+        )
+    chosen = [r for r in wanted or _HOW if available[r]]
+    return [r for r in chosen if r in PYTHON_RUNTIMES], {
+        r: runners[r] for r in chosen if r in CPP_RUNTIMES
+    }
 
 
 def _open(runtime: str, export_dir: Any, provider: str, threads: int, reference: Any) -> Any:

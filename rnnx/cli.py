@@ -349,7 +349,7 @@ def _int_list(text: str) -> tuple[int, ...]:
             "cpp-torchscript",
         ]
     ),
-    help="Runtimes to measure (repeatable; default: every one the export has).",
+    help="Runtimes to measure (repeatable; default: every one the export and machine have).",
 )
 @click.option(
     "--provider",
@@ -406,7 +406,7 @@ def bench(
     from rnnx.exporter.manifest import write_json
 
     options = BenchOptions(
-        runtimes=runtimes or BenchOptions().runtimes,
+        runtimes=runtimes or None,
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
         batches=_int_list(batches),
         times=_int_list(times),

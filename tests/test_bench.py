@@ -88,6 +88,16 @@ def test_unknown_provider_and_runtime_are_clear_errors(tmp_path) -> None:
         bench(tmp_path / "gru", BenchOptions(providers=("nonesuch",), repeats=1), reference=layer)
     with pytest.raises(RnnxError, match="unknown runtime 'tvm'"):
         bench(tmp_path / "gru", BenchOptions(runtimes=("tvm",), repeats=1), reference=layer)
+    # asked for explicitly, a runtime the export lacks is an error that says how to get it
+    with pytest.raises(RnnxError, match="onnxruntime-int8 is not available.*--quantize int8"):
+        bench(
+            tmp_path / "gru",
+            BenchOptions(runtimes=("onnxruntime-int8",), repeats=1),
+            reference=layer,
+        )
+    # by default, the baseline is required
+    with pytest.raises(RnnxError, match="eager is not available.*checkpoint"):
+        bench(tmp_path / "gru", BenchOptions(repeats=1))
 
 
 def test_layer_cost_counts_gates_and_projection() -> None:
@@ -112,5 +122,6 @@ def test_suite_runs_at_tiny_sizes(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert "## Targets" in text and "int8 (dynamic quantization) max abs error" in text
-    assert "| onnxruntime | 1 × 5 |" in text and "Versions: rnnx" in text
+    assert "| onnxruntime | 1 | 1 × 5 |" in text and "Versions: rnnx" in text
+    assert "C++ runners: not measured (--no-cpp or --quick)" in text
     assert len(list((tmp_path / "plots").glob("*.png"))) == 2
