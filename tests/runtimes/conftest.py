@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnx.exporter.api import ExportOptions, export
+from rnnx.pipeline import ExportOptions, export
 from rnnx.models import keyword_spotter_lstm
 
 LAYERS = {
