@@ -26,9 +26,9 @@ from torch import nn
 from rnnx.benchmark import BenchOptions, BenchRow, bench
 from rnnx.benchmark.machine import measure_machine
 from rnnx.benchmark.report import plot
-from rnnx.pipeline import ExportOptions, export_checkpoint
 from rnnx.core.signature import random_inputs
 from rnnx.models import keyword_spotter_lstm
+from rnnx.pipeline import ExportOptions, export_checkpoint
 
 
 @dataclasses.dataclass
@@ -145,8 +145,8 @@ def build_cpp(skip: bool) -> tuple[bool, str]:
     """Build the C++ runners for their rows; (built, what the report says about them)."""
     if skip:
         return False, "not measured (--no-cpp or --quick)"
-    from rnnx.cpp_build import build
     from rnnx.core.errors import RnnxError
+    from rnnx.cpp_build import build
 
     try:
         build()

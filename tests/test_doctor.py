@@ -9,8 +9,8 @@ from torch import nn
 
 import rnnx
 from rnnx.cli import main
-from rnnx.doctor import doctor
 from rnnx.core.errors import RnnxWarning
+from rnnx.doctor import doctor
 from rnnx.models.zoo import BadBiLSTMRegressor, BiLSTMRegressor
 
 

@@ -10,9 +10,9 @@ from onnx import numpy_helper
 from torch import nn
 
 import rnnx
+from rnnx.compare import VerifyOptions, _compare
 from rnnx.core.errors import RnnxError, VerificationError
 from rnnx.pipeline import ExportOptions, export
-from rnnx.compare import VerifyOptions, _compare
 
 
 @pytest.fixture

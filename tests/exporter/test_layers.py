@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from rnnx.exporter.plan import EXAMPLE_SIZES
-from rnnx.pipeline import ExportOptions, export
 from rnnx.core.metadata import SCHEMA, parse_metadata
+from rnnx.exporter.plan import EXAMPLE_SIZES
 from rnnx.exporter.torchscript_export import read_metadata
+from rnnx.pipeline import ExportOptions, export
 
 KINDS = {
     "rnn_tanh": lambda **kw: nn.RNN(nonlinearity="tanh", **kw),

@@ -17,8 +17,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnx.core.errors import ExportError
-from rnnx.pipeline import export
 from rnnx.exporter.model_io import ModelIO
+from rnnx.pipeline import export
 
 LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 

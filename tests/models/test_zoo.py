@@ -15,8 +15,8 @@ from torch import nn
 import rnnx
 from rnnx.cli import main
 from rnnx.core.errors import RnnxError, VerificationError
-from rnnx.pipeline import export
 from rnnx.models.zoo import BAD_EXAMPLES, ZOO, Seq2SeqStep
+from rnnx.pipeline import export
 
 
 @pytest.mark.parametrize("name", ZOO)
