@@ -27,7 +27,6 @@ class Format:
     name: str  # the one name: manifest key, --format value, rnnx.load(format=...)
     file: str  # the file it is written to inside the export directory
     writer: str  # "module:function" taking (WriteJob, Path), returning manifest notes or None
-    runtimes: tuple[str, ...]  # the runtimes that open it; the first one verifies it
     description: str
     tolerance: str = "fp32"  # the verification tolerance class (VerifyOptions.tolerance)
     default: bool = True  # written by --format all
@@ -38,7 +37,9 @@ class Format:
 @dataclasses.dataclass(frozen=True)
 class Runtime:
     name: str
-    formats: tuple[str, ...]  # the formats it reads, the default first; () reads the reference
+    # the formats it reads, its default first (() reads the eager reference); the first Python
+    # runtime registered for a format is the one that verifies it
+    formats: tuple[str, ...]
     opener: str | None  # "module:function" -> Session; None for an external runner
     install_hint: str  # how to get it when it is missing
     modules: tuple[str, ...] = ()  # Python packages it needs
@@ -56,21 +57,18 @@ FORMATS: dict[str, Format] = {
             "onnx",
             "model.onnx",
             "rnnx.exporter.onnx_export:write_onnx",
-            ("onnxruntime", "cpp-onnxruntime"),
             "ONNX with native RNN/LSTM/GRU ops",
         ),
         Format(
             "torchscript",
             "model.torchscript.pt",
             "rnnx.exporter.torchscript_export:write_torchscript",
-            ("torchscript", "cpp-torchscript"),
             "traced TorchScript",
         ),
         Format(
             "onnx-int8",
             "model.int8.onnx",
             "rnnx.exporter.quantize:write_int8",
-            ("onnxruntime",),
             "ONNX with int8 dynamic quantization (LSTM layers and MatMuls)",
             tolerance="int8",
             default=False,
@@ -127,6 +125,11 @@ RUNTIMES: dict[str, Runtime] = {
 }
 
 PYTHON_RUNTIMES = tuple(name for name, r in RUNTIMES.items() if r.opener)
+
+
+def runtimes_for(format: str) -> list[Runtime]:
+    """The runtimes that read `format`, in registry order."""
+    return [r for r in RUNTIMES.values() if format in r.formats]
 
 
 def format_choices(*, defaults_only: bool = False) -> list[str]:
@@ -236,7 +239,7 @@ def verifying_sessions(export_dir: str | os.PathLike, manifest: Manifest) -> Map
     for name in manifest.artifacts:
         if name not in FORMATS:
             raise RnnxError(f"'{export_dir}': the manifest lists an unknown format {name!r}")
-        runtime = next(RUNTIMES[r] for r in FORMATS[name].runtimes if RUNTIMES[r].opener)
+        runtime = next(r for r in runtimes_for(name) if r.opener)
         path = artifact_path(export_dir, manifest, name, runtime)
         sessions[name] = resolve(str(runtime.opener))(path, manifest)
     return sessions

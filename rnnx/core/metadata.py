@@ -71,11 +71,11 @@ def check_schema(value: Any, source: str) -> int:
     """The schema version of a manifest or artifact: absent is an older rnnx, larger a newer."""
     if value is None:
         raise RnnxError(f"{source} was written by an older rnnx (no schema version): re-export it")
-    try:
-        schema = int(value)
-    except (TypeError, ValueError):
-        raise RnnxError(f"{source}: schema version {value!r} is not an integer") from None
-    if isinstance(value, bool) or schema < 1:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if not is_int and not (isinstance(value, str) and value.isdigit()):
+        raise RnnxError(f"{source}: schema version {value!r} is not an integer")
+    schema = int(value)
+    if schema < 1:
         raise RnnxError(f"{source}: schema version {value!r} is not valid")
     if schema > SCHEMA:
         raise RnnxError(
