@@ -17,12 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from rnnx.core.signature import TensorSpec, sequence_lengths
+from rnnx.core.signature import Signature, TensorSpec, random_inputs, sequence_lengths, time_layout
 from rnnx.exporter.plan import ExportPlan, plan_export
+from rnnx.runtimes.streaming import assemble_chunks
+from rnnx.runtimes.torch_session import EagerSession
 
 RANDOM_FUNCTIONS = {
     "randn", "rand", "randint", "randn_like", "rand_like", "randint_like", "randperm",
@@ -41,7 +44,8 @@ DROPOUT_FUNCTIONS = {
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
-    hazard: str  # "random", "train-mode", "control-flow", "frozen-batch", "frozen-time"
+    # "random", "train-mode", "control-flow", "frozen-batch", "frozen-time", "not-streamable"
+    hazard: str
     message: str
     fix: str
 
@@ -184,3 +188,81 @@ def _resized(tensor: torch.Tensor, spec: TensorSpec, sizes: dict[str, int]) -> t
             repeats = -(-sizes[name] // tensor.shape[axis])
             tensor = torch.cat([tensor] * repeats, dim=axis).narrow(axis, 0, sizes[name])
     return tensor
+
+
+# A sequence the streaming check runs whole and in chunks; 7 = 3 + 3 + 1 also covers a
+# chunk of one step.
+_STREAM_PROBE = {"batch": 2, "time": 7}
+_STREAM_CHUNK = 3
+
+
+def check_streaming(module: nn.Module, signature: Signature) -> tuple[Signature, list[Finding]]:
+    """Can the exported model stream? Run the eager module whole and in chunks (states
+    carried) and compare.
+
+    A front end that sees several steps at once (a convolution over time), or any look-ahead,
+    makes chunks differ from the whole sequence: such a model is marked not streamable rather
+    than streamed wrong. The same run tells how a derived output axis such as `time*batch`
+    (`out.view(-1, n)`) is laid out, which the signature then spells in memory order.
+    """
+    timed = [t for t in signature.data_inputs if "time" in t.dims]
+    if not signature.streamable or not timed:
+        return signature, []  # nothing to chunk (step models are streamed a step per call)
+    eager = EagerSession(module, signature)
+    feeds = random_inputs(signature, _STREAM_PROBE, seed=7)
+    batch, time = _STREAM_PROBE["batch"], _STREAM_PROBE["time"]
+    try:
+        whole = eager.run(feeds)
+        stream = eager.stream(batch)
+        stream.set_state({name: feeds[name] for name in signature.state_inputs})
+        pieces = []
+        for start in range(0, time, _STREAM_CHUNK):
+            steps = range(start, min(start + _STREAM_CHUNK, time))
+            pieces.append(stream.step({
+                t.name: np.take(feeds[t.name], steps, t.dims.index("time")) if t in timed
+                else feeds[t.name] for t in signature.data_inputs
+            }))  # fmt: skip
+    except Exception as error:  # a chunk too short for the model is a reason not to stream
+        return _not_streamable(signature, f"it fails on a chunk of {_STREAM_CHUNK} steps "
+                               f"({_first_line(error)})")  # fmt: skip
+    outputs = []
+    for tensor in signature.outputs:
+        if tensor.name not in pieces[0]:  # a final state: carried, not assembled
+            outputs.append(tensor)
+            continue
+        chunks = [p[tensor.name] for p in pieces]
+        for dims in _layouts(tensor.dims):
+            if np.allclose(assemble_chunks(dims, chunks, batch), whole[tensor.name],
+                           rtol=1e-4, atol=1e-5):  # fmt: skip
+                outputs.append(dataclasses.replace(tensor, dims=dims))
+                break
+        else:
+            return _not_streamable(
+                signature, f"output {tensor.name!r} streamed in chunks of {_STREAM_CHUNK} "
+                "steps differs from the whole sequence (a front end or layer that sees "
+                "several time steps at once)",
+            )  # fmt: skip
+    return dataclasses.replace(signature, outputs=tuple(outputs)), []
+
+
+def _layouts(dims: tuple) -> list[tuple]:
+    """The dims as given, and with a flattened (time, batch) axis in the other memory order."""
+    for axis, dim in enumerate(dims):
+        layout = time_layout(dim)
+        if layout and len(layout) > 1:
+            other = "*".join(reversed(layout))
+            return [dims, (*dims[:axis], other, *dims[axis + 1 :])]
+    return [dims]
+
+
+def _not_streamable(signature: Signature, reason: str) -> tuple[Signature, list[Finding]]:
+    finding = Finding(
+        "not-streamable", f"the model cannot stream: {reason}",
+        "it is exported for whole sequences (session.run); to stream, carry the front end's "
+        "context in state or make it causal",
+    )  # fmt: skip
+    return dataclasses.replace(signature, streamable=False), [finding]
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

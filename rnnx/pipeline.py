@@ -26,7 +26,7 @@ from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, Veri
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest, write_json
 from rnnx.core.metadata import metadata_props
 from rnnx.core.version import __version__
-from rnnx.doctor import Finding, check_plan
+from rnnx.doctor import Finding, check_plan, check_streaming
 from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint
 from rnnx.exporter.model_io import ModelIO
 from rnnx.exporter.onnx_export import build_onnx, output_dims
@@ -147,7 +147,10 @@ def _write(
             onnx_model = build_onnx(plan.module, plan.example, plan.inputs, plan.output_names,
                                     opset=options.opset)  # fmt: skip
             dims = output_dims(onnx_model)
-        signature = plan.finish(dims)
+        signature, streaming = check_streaming(plan.module, plan.finish(dims))
+        for finding in streaming:
+            warnings.warn(finding.describe(), RnnxWarning, stacklevel=4)
+        findings = findings + streaming
         metadata = metadata_props(signature, plan.spec, __version__)
         written: dict[str, Path] = {}
         notes: dict[str, Any] = {}
@@ -172,6 +175,7 @@ def _write(
             model=plan.kind,
             spec=plan.spec,
             stateless=options.stateless,
+            input_structure=plan.input_structure,
             class_path=f"{type(module).__module__}.{type(module).__qualname__}",
             source=source,
             reference=reference,

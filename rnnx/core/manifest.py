@@ -31,6 +31,9 @@ class Manifest:
     model: str = "layer"  # "layer" (a bare nn.RNN/LSTM/GRU) or "module" (a whole model)
     spec: LayerSpec | None = None  # bare layers
     stateless: bool = False
+    # how forward's nested arguments are built from the graph inputs (a torch pytree spec as
+    # JSON), when some argument is a tuple/list of tensors such as hidden=(h, c)
+    input_structure: str | None = None
     class_path: str | None = None  # the exported module's class, module.qualname
     # How to rebuild the eager reference: a checkpoint (`source`, see exporter/checkpoint.py), or
     # the weights file inside the export that a bare layer exported from memory carries.
@@ -56,6 +59,7 @@ class Manifest:
             "model": self.model,
             "class": self.class_path,
             "stateless": self.stateless,
+            "input_structure": self.input_structure,
             "spec": self.spec.to_dict() if self.spec else None,
             "signature": self.signature.to_dict(),
             "example_sizes": dict(self.example_sizes) if self.example_sizes else None,
@@ -104,6 +108,7 @@ class Manifest:
             model=model,
             spec=spec,
             stateless=bool(data.get("stateless")),
+            input_structure=_optional_str(data, "input_structure", source),
             class_path=data.get("class"),
             source=source_field,
             reference=reference,
@@ -144,6 +149,13 @@ def write_json(path: Path, data: Any) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise RnnxError(f"cannot write '{path}': {error.strerror}") from error
+
+
+def _optional_str(data: Mapping[str, Any], key: str, source: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise RnnxError(f"{source}: {key!r} must be a string")
+    return value
 
 
 def _renamed(artifacts: Any) -> Any:

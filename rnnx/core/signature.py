@@ -150,6 +150,17 @@ class Signature:
         return cls(tuple(inputs), tuple(outputs), pairs, streamable=not spec.bidirectional)
 
 
+def time_layout(dim: Dim) -> tuple[str, ...] | None:
+    """How an axis holds time: ("time",), a flattened product in memory order such as
+    ("time", "batch") (`x.view(-1, n)` of a time-major (T, B, n)), or None (no time)."""
+    if not isinstance(dim, str):
+        return None
+    factors = tuple(f.strip() for f in dim.split("*"))
+    if "time" not in factors or not all(f in ("time", "batch") for f in factors):
+        return None
+    return factors
+
+
 def _tensors(data: Mapping[str, Any], key: str, source: str) -> tuple[TensorSpec, ...]:
     items = data.get(key)
     if not isinstance(items, list) or not items:

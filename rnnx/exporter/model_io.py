@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from rnnx.core.errors import UnsupportedModelError
 from rnnx.core.signature import Dim, Signature, TensorSpec
@@ -36,9 +37,50 @@ class ModelIO:
     lengths: tuple[str, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    """One tensor of forward's (possibly nested) arguments: a graph input."""
+
+    name: str  # "x", or "hidden.0" for the first tensor of a tuple/list argument `hidden`
+    argument: str  # forward's parameter it belongs to
+    tensor: torch.Tensor
+
+
+def flatten_inputs(
+    model: nn.Module, example_inputs: Sequence[Any]
+) -> tuple[list[Leaf], pytree.TreeSpec]:
+    """forward's arguments (tensors, or tuples/lists of them, nested) as named graph inputs.
+
+    Published models pass states as `hidden=(h, c)` or as a list of per-layer states; the graph
+    takes each tensor as its own input, named after its place: hidden.0, hidden.1, states.2.1.
+    """
+    parameters = list(inspect.signature(model.forward).parameters)
+    if len(example_inputs) > len(parameters) and not any(
+        p.kind is inspect.Parameter.VAR_POSITIONAL
+        for p in inspect.signature(model.forward).parameters.values()
+    ):
+        raise UnsupportedModelError(
+            f"{type(model).__name__}.forward takes {len(parameters)} arguments but "
+            f"{len(example_inputs)} example inputs were given"
+        )
+    with_paths, spec = pytree.tree_flatten_with_path(tuple(example_inputs))
+    leaves = []
+    for path, value in with_paths:
+        index = path[0].idx  # type: ignore[attr-defined]
+        argument = parameters[index] if index < len(parameters) else f"input_{index}"
+        name = argument + "".join(f".{getattr(k, 'idx', getattr(k, 'key', k))}" for k in path[1:])
+        if not isinstance(value, torch.Tensor):
+            raise UnsupportedModelError(
+                f"example input {name!r} is {type(value).__name__}; rnnx exports tensor "
+                "inputs (leave out arguments that keep their defaults, such as hidden=None)"
+            )
+        leaves.append(Leaf(name, argument, value))
+    return leaves, spec
+
+
 def resolve_io(
     model: nn.Module,
-    example_inputs: Sequence[torch.Tensor],
+    leaves: Sequence[Leaf],
     outputs: Sequence[torch.Tensor],
     io: ModelIO | None,
 ) -> ModelIO:
@@ -47,39 +89,35 @@ def resolve_io(
     if isinstance(declared, Mapping):
         declared = ModelIO(**declared)
     if declared is not None:
-        if len(declared.inputs) != len(example_inputs):
+        if len(declared.inputs) != len(leaves):
+            names = ", ".join(leaf.name for leaf in leaves)
             raise UnsupportedModelError(
-                f"{type(model).__name__}: rnnx_io names {len(declared.inputs)} inputs but "
-                f"{len(example_inputs)} example inputs were given"
+                f"{type(model).__name__}: its ModelIO names {len(declared.inputs)} inputs but "
+                f"the example inputs hold {len(leaves)} tensors ({names})"
             )
         return declared
-    return _infer(model, example_inputs, outputs)
+    return _infer(model, leaves, outputs)
 
 
-def _infer(
-    model: nn.Module, example_inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]
-) -> ModelIO:
-    parameters = list(inspect.signature(model.forward).parameters)[: len(example_inputs)]
+def _infer(model: nn.Module, leaves: Sequence[Leaf], outputs: Sequence[torch.Tensor]) -> ModelIO:
     batch_first = _batch_first(model)
-    dims: dict[str, tuple[str | None, ...]] = {}
-    for name, tensor in zip(parameters, example_inputs):
-        dims[name] = _guess_dims(name, tensor, batch_first)
-    states = [n for n in parameters if _STATE_NAME.match(n)]
-    # A step model returns its new states last, in the order it takes them.
+    dims = {leaf.name: _guess_dims(leaf, batch_first) for leaf in leaves}
+    states = [leaf for leaf in leaves if _STATE_NAME.match(leaf.argument)]
+    # A step model returns its new states last, in the order it takes them (nested or not).
     pairs: list[tuple[str, str]] = []
     if states and len(outputs) > len(states):
         tail = outputs[-len(states) :]
-        by_name = dict(zip(parameters, example_inputs))
-        if all(o.shape == by_name[s].shape for o, s in zip(tail, states)):
-            pairs = [(f"{s}_out", s) for s in states]
+        if all(o.shape == leaf.tensor.shape for o, leaf in zip(tail, states)):
+            pairs = [(_output_name(leaf.name), leaf.name) for leaf in states]
     data_outputs = len(outputs) - len(pairs)
     names = ["output"] if data_outputs == 1 else [f"output_{i}" for i in range(data_outputs)]
     lengths = tuple(
-        n for n, t in zip(parameters, example_inputs)
-        if t.dim() == 1 and not t.is_floating_point() and re.search("len", n)
+        leaf.name for leaf in leaves
+        if leaf.tensor.dim() == 1 and not leaf.tensor.is_floating_point()
+        and re.search("len", leaf.name)
     )  # fmt: skip
     return ModelIO(
-        inputs=tuple(parameters),
+        inputs=tuple(leaf.name for leaf in leaves),
         dims=dims,
         outputs=tuple(names + [o for o, _ in pairs]),
         state_pairs=tuple(pairs),
@@ -87,11 +125,16 @@ def _infer(
     )
 
 
-def _guess_dims(
-    name: str, tensor: torch.Tensor, batch_first: bool | None
-) -> tuple[str | None, ...]:
+def _output_name(state: str) -> str:
+    """The final-state output of state input `state`: h0 -> h0_out, hidden.1 -> hidden_out.1."""
+    argument, dot, rest = state.partition(".")
+    return f"{argument}_out{dot}{rest}"
+
+
+def _guess_dims(leaf: Leaf, batch_first: bool | None) -> tuple[str | None, ...]:
+    name, tensor = leaf.name, leaf.tensor
     sequence: tuple[str | None, ...] = ("batch", "time") if batch_first else ("time", "batch")
-    if _STATE_NAME.match(name):
+    if _STATE_NAME.match(leaf.argument):
         # (layers*directions, batch, size) for layers, (batch, size) for cells
         return (None, "batch", None) if tensor.dim() == 3 else ("batch", None)
     if tensor.dim() == 3:
@@ -124,18 +167,35 @@ def flatten_outputs(result: Any) -> list[torch.Tensor]:
     )
 
 
-class FlatOutputs(nn.Module):
-    """forward returning nested tuples -> one flat tuple: the graph's output order.
+class FlatIO(nn.Module):
+    """The user's model with flat I/O: one tensor per graph input and output.
 
+    forward takes the graph inputs in order and rebuilds forward's nested arguments from them
+    (`structure`, when any argument is a tuple/list); nested results become one flat tuple.
     What is exported, and what runs as the eager reference of a whole model.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, structure: pytree.TreeSpec | None = None) -> None:
         super().__init__()
         self.model = model
+        self.structure = structure
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(flatten_outputs(self.model(*inputs)))
+        arguments = (
+            pytree.tree_unflatten(list(inputs), self.structure) if self.structure else inputs
+        )
+        return tuple(flatten_outputs(self.model(*arguments)))
+
+
+def structure_to_json(spec: pytree.TreeSpec) -> str | None:
+    """The nesting of forward's arguments, or None when they are plain tensors."""
+    if spec.num_leaves == spec.num_children:  # each argument is one tensor
+        return None
+    return pytree.treespec_dumps(spec)
+
+
+def structure_from_json(text: str | None) -> pytree.TreeSpec | None:
+    return pytree.treespec_loads(text) if text else None
 
 
 def input_signature(io: ModelIO, example_inputs: Sequence[torch.Tensor]) -> list[TensorSpec]:

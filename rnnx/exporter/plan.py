@@ -19,12 +19,13 @@ from rnnx.core.signature import Signature, TensorSpec, random_inputs
 from rnnx.core.spec import LayerSpec
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.model_io import (
-    FlatOutputs,
+    FlatIO,
     ModelIO,
-    flatten_outputs,
+    flatten_inputs,
     input_signature,
     resolve_io,
     streamable,
+    structure_to_json,
     whole_model_signature,
 )
 
@@ -45,6 +46,7 @@ class ExportPlan:
     kind: str  # "layer" or "module"
     finish: Callable[[list[tuple]], Signature]  # graph output dims -> the full signature
     user_module: nn.Module  # the module the user gave (not the wrapper that is traced)
+    input_structure: str | None = None  # forward's nested arguments (model_io.structure_to_json)
 
 
 @dataclasses.dataclass
@@ -108,10 +110,13 @@ def _module_plan(
                 "(rnnx.export(model, dir, example_inputs=...)) or an example_inputs() method"
             )
         example_inputs = model.example_inputs()
-    example = [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
+    arguments = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
+    leaves, structure = flatten_inputs(model, tuple(arguments))
+    module = FlatIO(model, structure if structure_to_json(structure) else None)
+    example = [leaf.tensor for leaf in leaves]
     with torch.inference_mode():
-        outputs = flatten_outputs(model(*example))
-    model_io = resolve_io(model, example, outputs, io)
+        outputs = list(module(*example))
+    model_io = resolve_io(model, leaves, outputs, io)
     if len(outputs) != len(model_io.outputs):
         raise UnsupportedModelError(
             f"{type(model).__name__} returns {len(outputs)} tensors but its I/O names "
@@ -121,7 +126,7 @@ def _module_plan(
     is_streamable = streamable(model, model_io)
     inputs = input_signature(model_io, example)
     return ExportPlan(
-        module=FlatOutputs(model),
+        module=module,
         example=example,
         inputs=inputs,
         output_names=list(model_io.outputs),
@@ -129,6 +134,7 @@ def _module_plan(
         kind="module",
         finish=lambda dims: whole_model_signature(model_io, inputs, dims, dtypes, is_streamable),
         user_module=model,
+        input_structure=structure_to_json(structure),
     )
 
 

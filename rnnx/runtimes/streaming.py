@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rnnx.core.errors import InputError, RnnxError
-from rnnx.core.signature import Signature, check_names, validate, zero_states
+from rnnx.core.signature import Signature, check_names, time_layout, validate, zero_states
 
 
 class Session(Protocol):
@@ -153,29 +153,42 @@ def run_in_chunks(
         raise InputError(f"chunk size must be at least 1, got {chunk}")
     signature = session.signature
     data = signature.data_inputs
-    first = data[0]
-    if "time" not in first.dims:
-        raise InputError(f"input {first.name!r} has no time axis to chunk")
+    timed = [t for t in data if "time" in t.dims]  # others (an embedding per sequence) go whole
+    if not timed:
+        raise InputError(f"input {data[0].name!r} has no time axis to chunk")
+    first = timed[0]
     batch = np.shape(feeds[first.name])[first.dims.index("batch")]
     time = np.shape(feeds[first.name])[first.dims.index("time")]
+    if time < 1:
+        raise InputError(f"input {first.name!r} has an empty time axis")
     stream = session.stream(batch)
     stream.set_state({name: feeds[name] for name in signature.state_inputs})
     pieces = []
     for start in range(0, time, chunk):
         steps = range(start, min(start + chunk, time))
-        pieces.append(
-            stream.step({t.name: np.take(feeds[t.name], steps, t.dims.index("time")) for t in data})
-        )
-    outputs: dict[str, np.ndarray] = {}
-    for name in pieces[0]:
-        dims = signature.output(name).dims
-        # Outputs along time are concatenated; others (a head on the last step) are the last.
-        in_time = "time" in dims
-        outputs[name] = (
-            np.concatenate([p[name] for p in pieces], dims.index("time"))
-            if in_time
-            else pieces[-1][name]
-        )
+        pieces.append(stream.step({
+            t.name: np.take(feeds[t.name], steps, t.dims.index("time")) if t in timed
+            else feeds[t.name] for t in data
+        }))  # fmt: skip
+    outputs = {name: assemble_chunks(signature.output(name).dims, [p[name] for p in pieces], batch)
+               for name in pieces[0]}  # fmt: skip
     final = stream.state
     outputs.update({o: final[i] for o, i in signature.state_pairs})
     return {name: outputs[name] for name in signature.output_names}
+
+
+def assemble_chunks(dims: Sequence[Any], pieces: list[np.ndarray], batch: int) -> np.ndarray:
+    """One output of a whole sequence from its chunks: joined along its time axis (a flattened
+    (time, batch) axis too, interleaved for (batch, time)); an output without time (a head on
+    the last step) is the last chunk's."""
+    for axis, dim in enumerate(dims):
+        layout = time_layout(dim)
+        if layout is None:
+            continue
+        if layout[0] == "time":
+            return np.concatenate(pieces, axis)
+        # batch-major: each chunk is (batch * its steps); split batch out, join on time
+        split = [p.reshape(*p.shape[:axis], batch, -1, *p.shape[axis + 1 :]) for p in pieces]
+        joined = np.concatenate(split, axis + 1)
+        return joined.reshape(*joined.shape[:axis], -1, *joined.shape[axis + 2 :])
+    return pieces[-1]
