@@ -9,16 +9,16 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "rnnx/error.h"
-#include "rnnx/json.h"
 
 namespace rnnx {
 
 namespace {
 
 // The TorchScript extra file rnnx writes its metadata to (rnnx/exporter/torchscript_export.py).
-const char kMetadataFile[] = "rnnx.json";
+const char kMetadataFile[] = "rnnx_metadata.json";
 
 std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
@@ -122,13 +122,20 @@ std::unique_ptr<TorchModel::Impl> TorchModel::Impl::load(const std::string& path
     throw Error("'" + path + "' has no rnnx metadata (no " + kMetadataFile +
                 " extra file): export it with rnnx (rnnx export / rnnx.export)");
   }
-  const Json json = Json::parse(text, path + ": " + kMetadataFile);
-  if (!json.is_object()) throw Error("'" + path + "': " + kMetadataFile + " is not a JSON object");
+  // A JSON object of metadata key -> string value: the same pairs as ONNX metadata_props.
+  const nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) {
+    throw Error("'" + path + "': its " + kMetadataFile + " extra file is not a JSON object");
+  }
   std::map<std::string, std::string> metadata;
-  for (size_t i = 0; i < json.keys().size(); ++i) {
-    if (json.values()[i].is_string()) metadata[json.keys()[i]] = json.values()[i].as_string();
+  for (const auto& [key, value] : json.items()) {
+    if (!value.is_string()) {
+      throw Error("'" + path + "': " + kMetadataFile + " key '" + key + "' is not a string");
+    }
+    metadata[key] = value.get<std::string>();
   }
   impl->signature = Signature::from_metadata(metadata, path);
+  require_float32(impl->signature, path);
   return impl;
 }
 
