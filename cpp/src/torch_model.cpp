@@ -17,8 +17,10 @@ namespace rnnx {
 
 namespace {
 
-// The TorchScript extra file rnnx writes its metadata to (rnnx/exporter/torchscript_export.py).
+// The TorchScript extra file rnnx writes its metadata to (artifact contract v1), and the one
+// rnnx wrote before it (recognised only to ask for a re-export).
 const char kMetadataFile[] = "rnnx_metadata.json";
+const char kOldMetadataFile[] = "rnnx.json";
 
 std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
@@ -107,7 +109,7 @@ std::unique_ptr<TorchModel::Impl> TorchModel::Impl::load(const std::string& path
   impl->device = parse_device(options.device);
   if (options.threads > 0) at::set_num_threads(options.threads);
   if (!options.onednn) at::globalContext().setUserEnabledMkldnn(false);
-  torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+  torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}, {kOldMetadataFile, ""}};
   try {
     impl->module = torch::jit::load(path, impl->device, extra);
   } catch (const c10::Error& error) {
@@ -118,6 +120,10 @@ std::unique_ptr<TorchModel::Impl> TorchModel::Impl::load(const std::string& path
   }
   impl->module.eval();
   const std::string& text = extra[kMetadataFile];
+  if (text.empty() && !extra[kOldMetadataFile].empty()) {
+    throw Error("'" + path + "' was written by an older rnnx (" + kOldMetadataFile +
+                " extra file, no " + kMetadataFile + "): re-export it with this rnnx");
+  }
   if (text.empty()) {
     throw Error("'" + path + "' has no rnnx metadata (no " + kMetadataFile +
                 " extra file): export it with rnnx (rnnx export / rnnx.export)");
