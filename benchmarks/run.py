@@ -23,10 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnx.bench import BenchOptions, BenchRow, bench, measure_machine, plot
-from rnnx.exporter.api import ExportOptions, export_checkpoint
-from rnnx.exporter.signature import random_inputs
+from rnnx.benchmark import BenchOptions, BenchRow, bench
+from rnnx.benchmark.machine import measure_machine
+from rnnx.benchmark.report import plot
+from rnnx.core.signature import random_inputs
 from rnnx.models import keyword_spotter_lstm
+from rnnx.pipeline import ExportOptions, export_checkpoint
 
 
 @dataclasses.dataclass
@@ -58,7 +60,7 @@ def cases(quick: bool) -> list[Case]:
             {
                 ("onnxruntime", 1, 100): 0.75,
                 ("onnxruntime", 64, 200): 1.0,
-                ("onnxruntime-int8", 1, 100): 0.35,
+                ("onnxruntime:onnx-int8", 1, 100): 0.35,
             },
             quantize=True,
         ),
@@ -135,7 +137,7 @@ def run_case(case: Case, work: Path, repeats: int, cpp: bool) -> tuple[list[Benc
 
 def python_runtimes(case: Case) -> tuple[str, ...]:
     return ("eager", "torchscript", "onnxruntime") + (
-        ("onnxruntime-int8",) if case.quantize else ()
+        ("onnxruntime:onnx-int8",) if case.quantize else ()
     )
 
 
@@ -143,8 +145,8 @@ def build_cpp(skip: bool) -> tuple[bool, str]:
     """Build the C++ runners for their rows; (built, what the report says about them)."""
     if skip:
         return False, "not measured (--no-cpp or --quick)"
+    from rnnx.core.errors import RnnxError
     from rnnx.cpp_build import build
-    from rnnx.errors import RnnxError
 
     try:
         build()
@@ -157,7 +159,7 @@ def int8_error(export_dir: Path, module: nn.Module) -> float:
     """Max abs error of the int8 model against eager at batch 1 × 100, unit-scale input."""
     import rnnx
 
-    session = rnnx.load(export_dir, "onnxruntime", artifact="onnx_int8")
+    session = rnnx.load(export_dir, "onnxruntime", format="onnx-int8")
     sizes = {"batch": 1, "time": 100}
     feeds = random_inputs(session.signature, sizes, zero_state=True)
     with torch.inference_mode():

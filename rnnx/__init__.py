@@ -6,15 +6,10 @@ torch and onnxruntime are imported only when a function that needs them is calle
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
-# Bound eagerly: the submodules rnnx/verify.py and rnnx/bench.py would otherwise shadow the
-# functions of the same names once imported. They need only numpy at import time, so
-# `import rnnx` stays free of torch/onnxruntime.
-from rnnx.bench import BenchOptions, bench  # noqa: E402
-from rnnx.verify import VerifyOptions, verify  # noqa: E402
+from rnnx.core.version import __version__
 
 __all__ = [
     "__version__",
@@ -27,21 +22,25 @@ __all__ = [
     "ExportOptions",
     "VerifyOptions",
     "BenchOptions",
+    "RnnxError",
 ]
 
 _LAZY = {
-    "export": ("rnnx.exporter.api", "export"),
-    "ExportOptions": ("rnnx.exporter.api", "ExportOptions"),
-    "load": ("rnnx.runtimes", "load"),
-    "LayerSpec": ("rnnx.exporter.spec", "LayerSpec"),
+    "export": ("rnnx.pipeline", "export"),
+    "ExportOptions": ("rnnx.pipeline", "ExportOptions"),
+    "verify": ("rnnx.pipeline", "verify"),
+    "VerifyOptions": ("rnnx.compare", "VerifyOptions"),
+    "load": ("rnnx.formats", "load"),
+    "bench": ("rnnx.benchmark", "bench"),
+    "BenchOptions": ("rnnx.benchmark", "BenchOptions"),
+    "LayerSpec": ("rnnx.core.spec", "LayerSpec"),
     "ModelIO": ("rnnx.exporter.model_io", "ModelIO"),
+    "RnnxError": ("rnnx.core.errors", "RnnxError"),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
-        module_name, attr = _LAZY[name]
-        return getattr(importlib.import_module(module_name), attr)
+        module_name, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attribute)
     raise AttributeError(f"module 'rnnx' has no attribute {name!r}")

@@ -14,8 +14,12 @@ from typing import Any
 
 import click
 
-from rnnx import __version__
-from rnnx.errors import RnnxError
+from rnnx.benchmark import BenchOptions, targets
+from rnnx.compare import VerifyOptions
+from rnnx.core.errors import RnnxError
+from rnnx.core.version import __version__
+from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
+from rnnx.formats import FORMATS, PYTHON_RUNTIMES, format_choices
 
 
 class _Group(click.Group):
@@ -28,7 +32,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         import warnings
 
-        from rnnx.errors import RnnxWarning
+        from rnnx.core.errors import RnnxWarning
 
         def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
             if issubclass(category, RnnxWarning):
@@ -64,14 +68,14 @@ def _tolerance_options(command: Any) -> Any:
     command = click.option(
         "--atol",
         type=float,
-        default=1e-5,
+        default=VerifyOptions.atol,
         show_default=True,
         help="Absolute tolerance for verification.",
     )(command)
     command = click.option(
         "--rtol",
         type=float,
-        default=1e-4,
+        default=VerifyOptions.rtol,
         show_default=True,
         help="Relative tolerance for verification.",
     )(command)
@@ -142,12 +146,18 @@ def _json_object(text: str) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["onnx", "torchscript", "all"]),
     default="all",
     show_default=True,
-    help="Which artifacts to write.",
+    help=f"Formats to write, comma-separated: {', '.join(FORMATS)}, or all "
+    f"({', '.join(format_choices(defaults_only=True))}).",
 )
-@click.option("--opset", type=int, default=None, help="ONNX opset (default 18; at least 18).")
+@click.option(
+    "--opset",
+    type=int,
+    default=DEFAULT_OPSET,
+    show_default=True,
+    help=f"ONNX opset (at least {MIN_OPSET}).",
+)
 @click.option(
     "--stateless", is_flag=True, help="Export input -> output only (states start at zero)."
 )
@@ -167,7 +177,7 @@ def export(
     checkpoint: Path,
     output_dir: Path,
     fmt: str,
-    opset: int | None,
+    opset: int,
     stateless: bool,
     no_verify: bool,
     load_options: Any,
@@ -177,14 +187,14 @@ def export(
     rtol: float,
 ) -> None:
     """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
-    from rnnx.exporter.api import ExportOptions, export_checkpoint
-    from rnnx.exporter.manifest import ARTIFACTS
-    from rnnx.exporter.onnx_export import DEFAULT_OPSET
-    from rnnx.verify import VerifyOptions
+    from rnnx.pipeline import ExportOptions, export_checkpoint
 
+    names = [n.strip() for n in fmt.split(",") if n.strip()]
+    formats = [n for name in names for n in (format_choices(defaults_only=True)
+                                               if name == "all" else [name])]  # fmt: skip
     options = ExportOptions(
-        formats=tuple(ARTIFACTS) if fmt == "all" else (fmt,),
-        opset=opset if opset is not None else DEFAULT_OPSET,
+        formats=tuple(dict.fromkeys(formats)),
+        opset=opset,
         stateless=stateless,
         verify=not no_verify,
         verify_options=VerifyOptions(atol=atol, rtol=rtol),
@@ -192,9 +202,9 @@ def export(
         quantize=quantize,
     )
     result = export_checkpoint(checkpoint, output_dir, options, load_options)
-    spec = result.manifest.get("spec")
-    click.echo(f"exported {spec and _describe(spec)} to {result.output_dir}/")
-    for fmt_name, name in result.manifest["artifacts"].items():
+    spec = result.manifest.spec
+    click.echo(f"exported {spec.describe() if spec else 'model'} to {result.output_dir}/")
+    for fmt_name, name in result.manifest.artifacts.items():
         click.echo(f"  {name:<24} {fmt_name}")
     if result.report is not None:
         _print_report(result.report)
@@ -222,9 +232,8 @@ def verify(
     export_dir: Path, checkpoint: Path | None, json_path: Path | None, atol: float, rtol: float
 ) -> None:
     """Check every artifact in EXPORT_DIR against eager PyTorch at several shapes."""
-    from rnnx.exporter.manifest import write_json
-    from rnnx.verify import VerifyOptions
-    from rnnx.verify import verify as run_verify
+    from rnnx.core.manifest import write_json
+    from rnnx.pipeline import verify as run_verify
 
     report = run_verify(
         export_dir, options=VerifyOptions(atol=atol, rtol=rtol), checkpoint=checkpoint
@@ -255,7 +264,7 @@ def verify(
 )
 @click.option(
     "--runtime",
-    type=click.Choice(["onnxruntime", "torchscript", "eager"]),
+    type=click.Choice(list(PYTHON_RUNTIMES)),
     default="onnxruntime",
     show_default=True,
 )
@@ -339,16 +348,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     "--runtime",
     "runtimes",
     multiple=True,
-    type=click.Choice(
-        [
-            "eager",
-            "torchscript",
-            "onnxruntime",
-            "onnxruntime-int8",
-            "cpp-onnxruntime",
-            "cpp-torchscript",
-        ]
-    ),
+    type=click.Choice(list(targets())),
     help="Runtimes to measure (repeatable; default: every one the export and machine have).",
 )
 @click.option(
@@ -372,11 +372,17 @@ def _int_list(text: str) -> tuple[int, ...]:
 @click.option(
     "--frame-rate",
     type=float,
-    default=100.0,
+    default=BenchOptions.frame_rate,
     show_default=True,
     help="Frames per second of a stream, for the real-time factor.",
 )
-@click.option("--repeats", type=int, default=30, show_default=True, help="Timed calls per runtime.")
+@click.option(
+    "--repeats",
+    type=int,
+    default=BenchOptions.repeats,
+    show_default=True,
+    help="Timed calls per runtime.",
+)
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None)
 @click.option(
@@ -401,9 +407,10 @@ def bench(
     plot_path: Path | None,
 ) -> None:
     """Latency of EXPORT_DIR across runtimes, side by side with eager and the machine's floor."""
-    from rnnx.bench import BenchOptions, configurations, format_table, plot, write_csv
-    from rnnx.bench import bench as run_bench
-    from rnnx.exporter.manifest import write_json
+    from rnnx.benchmark import bench as run_bench
+    from rnnx.benchmark import configurations
+    from rnnx.benchmark.report import format_table, plot, write_csv
+    from rnnx.core.manifest import write_json
 
     options = BenchOptions(
         runtimes=runtimes or None,
@@ -446,18 +453,13 @@ def doctor(checkpoint: Path, load_options: Any) -> None:
     click.echo(f"no export hazards found in {checkpoint}")
 
 
-def _describe(spec: dict[str, Any]) -> str:
-    from rnnx.exporter.spec import LayerSpec
-
-    return LayerSpec.from_dict(spec).describe()
-
-
 def _print_report(report: Any) -> None:
-    from rnnx.verify import INT8_ATOL, INT8_RTOL
-
+    reduced = "".join(
+        f"; {name} models: atol {atol:g}, rtol {rtol:g}"
+        for name, (atol, rtol) in report.reduced_precision.items()
+    )
     click.echo(
-        f"verification against eager PyTorch (atol {report.atol:g}, rtol {report.rtol:g}; "
-        f"int8 models: atol {INT8_ATOL:g}, rtol {INT8_RTOL:g}):"
+        f"verification against eager PyTorch (atol {report.atol:g}, rtol {report.rtol:g}{reduced}):"
     )
     for artifact, row in report.summary().items():
         status = "PASS" if row["passed"] else "FAIL"

@@ -16,22 +16,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rnnx.errors import RnnxError
+from rnnx.core.errors import RnnxError
+from rnnx.formats import RUNTIMES, Runtime
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
-RUNNERS = {"onnxruntime": "rnnx-ort-run", "torchscript": "rnnx-torch-run"}
+DEFAULT_BUILD_DIR = SOURCE_DIR / "build"
+# The C++ runtimes of the registry: cpp-onnxruntime (rnnx-ort-run), cpp-torchscript.
+CPP_RUNTIMES = [r for r in RUNTIMES.values() if r.runner is not None]
 _CONFIGURE_STAMP = "rnnx-configure-args.txt"
 
 
 def build(build_dir: Path | None = None, *, torch: bool = True, jobs: int = 2) -> dict[str, Path]:
-    """Configure and build cpp/; returns the runner executables by runtime name.
+    """Configure and build cpp/; returns the runner executables by runtime name
+    (cpp-onnxruntime, cpp-torchscript).
 
     `torch=False` builds the ONNX Runtime runner only. Raises RnnxError with one line (and the
     path of the full log) when a tool is missing or the build fails.
     """
     if not (SOURCE_DIR / "CMakeLists.txt").is_file():
         raise RnnxError(f"C++ sources not found at {SOURCE_DIR}: build from a source checkout")
-    build_dir = Path(build_dir) if build_dir is not None else SOURCE_DIR / "build"
+    build_dir = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
     build_dir = build_dir.resolve()
     cmake = _require("cmake", "cmake is not installed (apt install cmake, or pip install cmake)")
     _require_compiler()
@@ -58,12 +62,18 @@ def build(build_dir: Path | None = None, *, torch: bool = True, jobs: int = 2) -
     # cmake --build re-runs the configure step by itself when a CMakeLists.txt changed.
     _run([cmake, "--build", str(build_dir), "-j", str(max(1, jobs))], log, "cmake --build")
 
-    wanted = ["onnxruntime", "torchscript"] if torch else ["onnxruntime"]
-    runners = {name: build_dir / RUNNERS[name] for name in wanted}
+    # Without libtorch, the runners that do not need the torch package (its libtorch).
+    wanted = [r for r in CPP_RUNTIMES if torch or "torch" not in r.modules]
+    runners = {r.name: runner_path(r, build_dir) for r in wanted}
     for path in runners.values():
         if not path.is_file():
             raise RnnxError(f"the C++ build finished but {path} is missing; see {log}")
     return runners
+
+
+def runner_path(runtime: Runtime, build_dir: Path | None = None) -> Path:
+    """Where `rnnx cpp build` puts the runner of a C++ runtime of the registry."""
+    return (build_dir or DEFAULT_BUILD_DIR) / str(runtime.runner)
 
 
 def _require(tool: str, message: str) -> str:

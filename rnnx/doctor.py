@@ -15,16 +15,14 @@ import dataclasses
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from rnnx.exporter.signature import TensorSpec, sequence_lengths
-
-if TYPE_CHECKING:
-    from rnnx.exporter.api import ExportPlan
+from rnnx.core.signature import TensorSpec, sequence_lengths
+from rnnx.exporter.plan import ExportPlan, plan_export
 
 RANDOM_FUNCTIONS = {
     "randn", "rand", "randint", "randn_like", "rand_like", "randint_like", "randperm",
@@ -79,8 +77,6 @@ def doctor(
 ) -> list[Finding]:
     """`rnnx.doctor`: the hazards of exporting `model` (a bare layer, or a whole model with
     example inputs or an `example_inputs()` method); the same checks as export's pre-flight."""
-    from rnnx.exporter.api import plan_export
-
     was_training = model.training
     model.eval()
     try:

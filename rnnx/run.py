@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from rnnx.errors import InputError, RnnxError
-from rnnx.exporter.signature import zero_states
-from rnnx.runtimes import Session, load
+from rnnx.core.errors import InputError, RnnxError
+from rnnx.formats import load
+from rnnx.runtimes import Session
 from rnnx.runtimes.streaming import run_in_chunks
 
 
@@ -39,7 +38,8 @@ def run_file(
         allow_fallback=options.allow_fallback,
         threads=options.threads,
     )
-    feeds = _with_zero_states(session, read_arrays(input_path, session))
+    # States not in the file start at zero (Signature.check_feeds: one policy everywhere).
+    feeds = session.signature.check_feeds(read_arrays(input_path, session))
     chunked = options.chunk is not None
     outputs = run_in_chunks(session, feeds, options.chunk) if chunked else session.run(feeds)
     write_npz(Path(output_path), outputs)
@@ -63,25 +63,6 @@ def read_arrays(path: str | os.PathLike, session: Session) -> dict[str, np.ndarr
         names = ", ".join(t.name for t in data)
         raise InputError(f"the model has several data inputs ({names}): pass an .npz naming them")
     return {data[0].name: array}
-
-
-def _with_zero_states(session: Session, feeds: dict[str, Any]) -> dict[str, Any]:
-    """Initial states not given in the file start at zero, for the input's batch size."""
-    signature = session.signature
-    missing = [name for name in signature.state_inputs if name not in feeds]
-    if not missing:
-        return feeds
-    first = signature.data_inputs[0]
-    if first.name not in feeds:
-        names = ", ".join(signature.input_names)
-        raise InputError(f"missing input {first.name!r}; the model's inputs are {names}")
-    array = np.asarray(feeds[first.name])
-    if array.ndim != len(first.dims):
-        raise InputError(
-            f"input {first.name!r} has shape {list(array.shape)}, expected {first.describe()}"
-        )
-    zeros = zero_states(signature, array.shape[first.dims.index("batch")])
-    return {**zeros, **feeds}
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

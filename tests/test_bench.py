@@ -13,9 +13,10 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from rnnx.bench import BenchOptions, bench, layer_cost
+from rnnx.benchmark import BenchOptions, bench
+from rnnx.benchmark.machine import layer_cost
 from rnnx.cli import main
-from rnnx.exporter.spec import LayerSpec
+from rnnx.core.spec import LayerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,7 @@ def test_bench_cli_measures_every_runtime_side_by_side(tmp_path) -> None:
         .exit_code
         == 0
     )
-    runtimes = ("eager", "torchscript", "onnxruntime", "onnxruntime-int8")
+    runtimes = ("eager", "torchscript", "onnxruntime", "onnxruntime:onnx-int8")
     args = [
         "bench",
         str(out),
@@ -51,7 +52,7 @@ def test_bench_cli_measures_every_runtime_side_by_side(tmp_path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "r.json").read_text())
-    runtimes = {"eager", "torchscript", "onnxruntime", "onnxruntime-int8"}
+    runtimes = {"eager", "torchscript", "onnxruntime", "onnxruntime:onnx-int8"}
     assert {r["runtime"] for r in rows} == runtimes and len(rows) == 8
     for row in rows:
         assert row["p50_ms"] > 0 and row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
@@ -61,12 +62,12 @@ def test_bench_cli_measures_every_runtime_side_by_side(tmp_path) -> None:
     assert all(r["times_floor"] is not None for r in rows if r["runtime"] == "onnxruntime")
     assert (tmp_path / "r.csv").read_text().startswith("runtime,")
     assert (tmp_path / "r.png").stat().st_size > 1000
-    assert "onnxruntime-int8" in result.output
+    assert "onnxruntime:onnx-int8" in result.output
 
 
 def test_streaming_mode_reports_real_time_factor(tmp_path) -> None:
     layer = nn.GRU(4, 8).eval()
-    from rnnx.exporter.api import ExportOptions, export
+    from rnnx.pipeline import ExportOptions, export
 
     export(layer, tmp_path / "gru", ExportOptions(verify=False))
     options = BenchOptions(runtimes=("eager", "onnxruntime"), chunks=(1, 4), times=(8,), repeats=3)
@@ -79,8 +80,8 @@ def test_streaming_mode_reports_real_time_factor(tmp_path) -> None:
 
 
 def test_unknown_provider_and_runtime_are_clear_errors(tmp_path) -> None:
-    from rnnx.errors import RnnxError
-    from rnnx.exporter.api import ExportOptions, export
+    from rnnx.core.errors import RnnxError
+    from rnnx.pipeline import ExportOptions, export
 
     layer = nn.GRU(4, 8).eval()
     export(layer, tmp_path / "gru", ExportOptions(verify=False))
@@ -89,15 +90,26 @@ def test_unknown_provider_and_runtime_are_clear_errors(tmp_path) -> None:
     with pytest.raises(RnnxError, match="unknown runtime 'tvm'"):
         bench(tmp_path / "gru", BenchOptions(runtimes=("tvm",), repeats=1), reference=layer)
     # asked for explicitly, a runtime the export lacks is an error that says how to get it
-    with pytest.raises(RnnxError, match="onnxruntime-int8 is not available.*--quantize int8"):
+    with pytest.raises(RnnxError, match="onnxruntime:onnx-int8 is not available.*--quantize int8"):
         bench(
             tmp_path / "gru",
-            BenchOptions(runtimes=("onnxruntime-int8",), repeats=1),
+            BenchOptions(runtimes=("onnxruntime:onnx-int8",), repeats=1),
             reference=layer,
         )
-    # by default, the baseline is required
+    # by default, the baseline is required: a whole model exported from memory has none
+    export(_Tagger().eval(), tmp_path / "tagger", ExportOptions(verify=False),
+           example_inputs=(torch.randn(5, 2, 4),))  # fmt: skip
     with pytest.raises(RnnxError, match="eager is not available.*checkpoint"):
-        bench(tmp_path / "gru", BenchOptions(repeats=1))
+        bench(tmp_path / "tagger", BenchOptions(repeats=1))
+
+
+class _Tagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(4, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x)[0]
 
 
 def test_layer_cost_counts_gates_and_projection() -> None:

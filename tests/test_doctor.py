@@ -9,8 +9,8 @@ from torch import nn
 
 import rnnx
 from rnnx.cli import main
+from rnnx.core.errors import RnnxWarning
 from rnnx.doctor import doctor
-from rnnx.errors import RnnxWarning
 from rnnx.models.zoo import BadBiLSTMRegressor, BiLSTMRegressor
 
 
@@ -98,5 +98,5 @@ def test_export_runs_doctor_as_a_preflight(tmp_path) -> None:
     model = nn.GRU(3, 4, num_layers=2, dropout=0.5)  # left in training mode
     with pytest.warns(RnnxWarning, match="training mode"):
         result = rnnx.export(model, tmp_path / "gru")
-    assert [f["hazard"] for f in result.manifest["doctor"]] == ["train-mode"]
+    assert [f["hazard"] for f in result.manifest.doctor] == ["train-mode"]
     assert result.report.passed

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from rnnx.cli import main
-from rnnx.exporter.api import ExportOptions, export
+from rnnx.pipeline import ExportOptions, export
 
 
 def run(*args):

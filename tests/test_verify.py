@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 from torch import nn
 
 import rnnx
-from rnnx.errors import RnnxError, VerificationError
-from rnnx.exporter.api import ExportOptions, export
-from rnnx.verify import VerifyOptions, _compare
+from rnnx.compare import VerifyOptions, _compare
+from rnnx.core.errors import RnnxError, VerificationError
+from rnnx.pipeline import ExportOptions, export
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def test_other_weights_in_the_reference_fail(exported_lstm) -> None:
 
 
 def test_export_refuses_to_write_a_wrong_model(tmp_path, monkeypatch) -> None:
-    import rnnx.exporter.api as api
+    import rnnx.pipeline as api
 
     def inaccurate(*args, **kwargs):
         report = real(*args, **kwargs)
@@ -67,8 +68,8 @@ def test_export_refuses_to_write_a_wrong_model(tmp_path, monkeypatch) -> None:
         )
         return report
 
-    real = api.verify_artifacts
-    monkeypatch.setattr(api, "verify_artifacts", inaccurate)
+    real = api.compare
+    monkeypatch.setattr(api, "compare", inaccurate)
     with pytest.raises(VerificationError, match="does not match eager"):
         export(nn.GRU(3, 4).eval(), tmp_path / "gru")
     assert not (tmp_path / "gru").exists()
@@ -80,12 +81,12 @@ def test_stateless_export_has_no_state_cases(tmp_path) -> None:
     result = export(layer, tmp_path / "rnn", ExportOptions(stateless=True))
     assert result.report is not None and result.report.passed
     assert {c.initial_state for c in result.report.checks} == {"none"}
-    assert result.manifest["signature"]["state_pairs"] == []
+    assert result.manifest.signature.state_pairs == ()
 
 
 def test_compare_uses_both_tolerances() -> None:
     expected = np.array([1000.0, 0.0], dtype=np.float32)
-    options = VerifyOptions(atol=1e-5, rtol=1e-4)
+    options = VerifyOptions(atol=1e-5, rtol=1e-4).tolerance("fp32")
     within_rtol = np.array([1000.05, 0.0], dtype=np.float32)
     assert _compare(within_rtol, expected, options, artifact="a", batch=1, time=1,
                     initial_state="zero", output="y").passed  # fmt: skip
@@ -98,10 +99,32 @@ def test_compare_uses_both_tolerances() -> None:
                         initial_state="zero", output="y").passed  # fmt: skip
 
 
-def test_verify_in_memory_export_needs_the_model(tmp_path) -> None:
-    export(nn.GRU(3, 4).eval(), tmp_path / "gru", ExportOptions(verify=False))
-    with pytest.raises(RnnxError, match="in-memory model"):
-        rnnx.verify(tmp_path / "gru")
+def test_in_memory_layer_export_carries_its_reference(tmp_path) -> None:
+    layer = nn.GRU(3, 4, num_layers=2).eval()
+    export(layer, tmp_path / "gru", ExportOptions(verify=False))
+    assert (tmp_path / "gru" / "reference.safetensors").is_file()
+    assert rnnx.verify(tmp_path / "gru").passed  # rebuilt from spec + weights, no model given
+    feeds = {"input": np.ones((6, 2, 3), np.float32)}
+    eager = rnnx.load(tmp_path / "gru", "eager").run(feeds)["output"]
+    with torch.no_grad():
+        expected = layer(torch.ones(6, 2, 3))[0].numpy()
+    np.testing.assert_allclose(eager, expected, atol=1e-6)
+
+
+def test_verify_in_memory_whole_model_needs_the_model(tmp_path) -> None:
+    export(_Tagger().eval(), tmp_path / "tagger", ExportOptions(verify=False),
+           example_inputs=(torch.randn(2, 5, 3),))  # fmt: skip
+    with pytest.raises(RnnxError, match="in-memory .*_Tagger.*pass the model"):
+        rnnx.verify(tmp_path / "tagger")
+
+
+class _Tagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 4, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x)[0]
 
 
 def test_verify_missing_directory_and_manifest(tmp_path) -> None:

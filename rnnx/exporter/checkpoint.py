@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnx.errors import CheckpointError
-from rnnx.exporter.spec import LayerSpec
+from rnnx.core.errors import CheckpointError
+from rnnx.core.spec import LayerSpec
 
 # Where training scripts nest the weights, in the order we look for them.
 STATE_DICT_KEYS = (

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnx.errors import UnsupportedModelError
-from rnnx.exporter.signature import Dim, Signature, TensorSpec
+from rnnx.core.errors import UnsupportedModelError
+from rnnx.core.signature import Dim, Signature, TensorSpec
 
 _STATE_NAME = re.compile(r"^(h|c|hx|cx|h0|c0|h_0|c_0|hidden|cell|state|states|memory)(_\w+)?$")
 
@@ -136,15 +136,6 @@ class FlatOutputs(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(flatten_outputs(self.model(*inputs)))
-
-
-def reference_module(manifest: Mapping[str, Any], module: nn.Module) -> nn.Module:
-    """The eager module whose forward matches the export's graph I/O, from the user's module."""
-    from rnnx.exporter.layer_module import wrap_layer
-
-    if manifest.get("model") == "layer":
-        return wrap_layer(module, stateless=bool(manifest.get("stateless")))
-    return FlatOutputs(module).eval()
 
 
 def input_signature(io: ModelIO, example_inputs: Sequence[torch.Tensor]) -> list[TensorSpec]:

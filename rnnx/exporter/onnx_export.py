@@ -9,19 +9,19 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import onnx
 import onnx_ir as ir
 import onnxscript.optimizer
 import torch
 
-from rnnx.errors import ExportError
+from rnnx.core.errors import ExportError
+from rnnx.core.signature import Dim, TensorSpec
 from rnnx.exporter import lowering
+from rnnx.exporter.opsets import DEFAULT_OPSET
+from rnnx.exporter.plan import WriteJob
 from rnnx.exporter.recurrent_ops import recurrent_layers_as_custom_ops
-from rnnx.exporter.signature import Dim, TensorSpec
-
-MIN_OPSET = 18  # Split's num_outputs, used by the lowering, exists from opset 18 on.
-DEFAULT_OPSET = 18
 
 _TRANSLATIONS = {
     torch.ops.rnnx.lstm.default: lowering.lstm_to_onnx,
@@ -92,6 +92,11 @@ def save_onnx(model: ir.Model, path: str | os.PathLike, metadata: Mapping[str, s
         ) from error
     # Models over 2 GB need external data; recurrent models are rarely that big.
     onnx.save_model(proto, os.fspath(path))
+
+
+def write_onnx(job: WriteJob, path: Path) -> None:
+    """The `onnx` format's writer (rnnx/formats.py): the graph the pipeline built."""
+    save_onnx(job.onnx_model, path, job.metadata)
 
 
 def _check_dynamic(model: ir.Model, inputs: Sequence[TensorSpec]) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import onnx
 
+from rnnx.exporter.plan import FormatSkipped, WriteJob
+
 QUANTIZED_OPS = {"DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul"}
 
 
@@ -31,3 +33,12 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> dict[
         logger.setLevel(level)
     ops = collections.Counter(node.op_type for node in onnx.load(os.fspath(target)).graph.node)
     return {op: count for op, count in ops.items() if op in QUANTIZED_OPS}
+
+
+def write_int8(job: WriteJob, path: Path) -> dict[str, object]:
+    """The `onnx-int8` format's writer: quantizes the `onnx` artifact written before it."""
+    ops = quantize_int8(job.written["onnx"], path)
+    if not ops:
+        path.unlink()
+        raise FormatSkipped("nothing to quantize: onnxruntime's quantizer has no GRU/RNN support")
+    return {"quantized_ops": ops}

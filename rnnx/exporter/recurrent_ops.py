@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnx.errors import UnsupportedModelError
+from rnnx.core.errors import UnsupportedModelError
 
 _VF = torch._VF  # type: ignore[attr-defined]
 

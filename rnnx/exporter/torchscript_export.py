@@ -6,12 +6,13 @@ import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 
-from rnnx.errors import ExportError
-
-METADATA_FILE = "rnnx.json"
+from rnnx.core.errors import ExportError
+from rnnx.core.metadata import TORCHSCRIPT_FILE as METADATA_FILE
+from rnnx.exporter.plan import WriteJob
 
 
 def export_torchscript(
@@ -33,6 +34,11 @@ def export_torchscript(
     torch.jit.save(
         traced, os.fspath(path), _extra_files={METADATA_FILE: json.dumps(dict(metadata))}
     )
+
+
+def write_torchscript(job: WriteJob, path: Path) -> None:
+    """The `torchscript` format's writer (rnnx/formats.py)."""
+    export_torchscript(job.plan.module, job.plan.example, path, metadata=job.metadata)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -6,12 +6,14 @@ import dataclasses
 import os
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnx.errors import RnnxError
-from rnnx.exporter.signature import Signature
+from rnnx.core.errors import RnnxError
+from rnnx.core.manifest import Manifest
+from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
 
 # Short provider names users type, and the execution provider each stands for. Any other
@@ -148,6 +150,26 @@ class OnnxRuntimeSession(Session):
             name: value.numpy() for name, value in values.items() if name not in state_outputs
         }
         return outputs, {i: values[o] for o, i in self.signature.state_pairs}
+
+
+def open_onnxruntime(
+    path: Path,
+    manifest: Manifest,
+    *,
+    provider: str = "cpu",
+    allow_fallback: bool = False,
+    threads: int | None = None,
+    **options: Any,
+) -> OnnxRuntimeSession:
+    """The "onnxruntime" runtime's opener (rnnx/formats.py); `options` are OnnxRuntimeOptions."""
+    known = {f.name for f in dataclasses.fields(OnnxRuntimeOptions)} - {"threads", "allow_fallback"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise RnnxError(
+            f"unknown onnxruntime option {unknown[0]!r}; known: {', '.join(sorted(known))}"
+        )
+    settings = OnnxRuntimeOptions(threads=threads, allow_fallback=allow_fallback, **options)
+    return OnnxRuntimeSession(path, manifest.signature, provider=provider, options=settings)
 
 
 def _session_options(options: OnnxRuntimeOptions) -> Any:

@@ -12,15 +12,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from rnnx.errors import InputError, RnnxError
-from rnnx.exporter.signature import zero_states
+from rnnx.core.errors import InputError, RnnxError
+from rnnx.core.signature import Signature, check_names, validate, zero_states
 
-if TYPE_CHECKING:
-    from rnnx.runtimes.base import Session
+
+class Session(Protocol):
+    """What a Stream needs of the session it runs on (base.Session implements it)."""
+
+    signature: Signature
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]: ...
+    def stream(self, batch: int = 1) -> Stream: ...
+    def _state_from_numpy(self, state: dict[str, np.ndarray]) -> Any: ...
+    def _state_to_numpy(self, state: Any) -> dict[str, np.ndarray]: ...
+    def _step(self, feeds: dict[str, np.ndarray], state: Any) -> tuple[dict, Any]: ...
 
 
 class Stream:
@@ -55,8 +64,6 @@ class Stream:
 
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Resume from saved states (as returned by `state`)."""
-        from rnnx.runtimes.base import check_names, validate
-
         signature = self.session.signature
         check_names(state, signature.state_inputs)
         arrays = {k: np.ascontiguousarray(state[k]) for k in signature.state_inputs}
@@ -90,8 +97,6 @@ class Stream:
         return outputs
 
     def _feeds(self, chunk: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from rnnx.runtimes.base import check_names, validate
-
         specs = self.session.signature.data_inputs
         if not isinstance(chunk, Mapping):
             if len(specs) != 1:

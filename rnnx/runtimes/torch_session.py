@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rnnx.errors import RnnxError
-from rnnx.exporter.signature import Signature
+from rnnx.core.errors import RnnxError
+from rnnx.core.manifest import Manifest
+from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
 
 
@@ -29,6 +32,16 @@ def torch_device(device: str) -> torch.device:
     elif parsed.type != "cpu":
         raise RnnxError(f"device {device!r} is not supported (expected cpu, cuda or cuda:N)")
     return parsed
+
+
+def fallback_device(device: str, allow_fallback: bool) -> str:
+    """`device`, or cpu with a warning when CUDA is missing and the caller allows it."""
+    if device.startswith("cuda") and not torch.cuda.is_available() and allow_fallback:
+        warnings.warn(
+            f"device {device!r} is not available; running on cpu", RuntimeWarning, stacklevel=4
+        )
+        return "cpu"
+    return device
 
 
 class EagerSession(Session):
@@ -90,3 +103,17 @@ class TorchScriptSession(EagerSession):
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise RnnxError(f"cannot load TorchScript '{path}': {first_line[:300]}") from error
         super().__init__(module, signature, device=device)
+
+
+def open_torchscript(
+    path: Path,
+    manifest: Manifest,
+    *,
+    provider: str = "cpu",
+    allow_fallback: bool = False,
+    threads: int | None = None,
+) -> TorchScriptSession:
+    """The "torchscript" runtime's opener (rnnx/formats.py). `threads` is torch's own setting,
+    process-wide, so it is left to the caller (torch.set_num_threads)."""
+    device = fallback_device(provider, allow_fallback)
+    return TorchScriptSession(path, manifest.signature, device=device)

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from rnnx.errors import CheckpointError, RnnxError, UnsupportedModelError
+from rnnx.core.errors import CheckpointError, RnnxError, UnsupportedModelError
+from rnnx.core.spec import LayerSpec
 from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint, load_module_from_source
-from rnnx.exporter.spec import LayerSpec
 
 # name -> (layer factory, the options a bare state dict of it needs)
 LAYERS = {

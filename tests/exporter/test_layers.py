@@ -16,8 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from rnnx.exporter.api import EXAMPLE_SIZES, ExportOptions, export
+from rnnx.core.metadata import SCHEMA, parse_metadata
+from rnnx.exporter.plan import EXAMPLE_SIZES
 from rnnx.exporter.torchscript_export import read_metadata
+from rnnx.pipeline import ExportOptions, export
 
 KINDS = {
     "rnn_tanh": lambda **kw: nn.RNN(nonlinearity="tanh", **kw),
@@ -101,7 +103,7 @@ def test_layer_exports_and_matches_eager_at_new_shapes(config: dict, tmp_path) -
         # One native op per layer, fed by initializers: the gate reordering was folded away.
         assert op_types.count(NATIVE_OP[config["kind"]]) == config["num_layers"]
         assert "Slice" not in op_types
-    signature = result.manifest["signature"]
+    signature = result.manifest.signature.to_dict()
     assert [i.name for i in model.graph.input] == [t["name"] for t in signature["inputs"]]
     assert [o.name for o in model.graph.output] == [t["name"] for t in signature["outputs"]]
     input_dims = [
@@ -110,6 +112,8 @@ def test_layer_exports_and_matches_eager_at_new_shapes(config: dict, tmp_path) -
     assert input_dims == (["batch", "time", 4] if config["batch_first"] else ["time", "batch", 4])
     metadata = {p.key: p.value for p in model.metadata_props}
     assert metadata == read_metadata(tmp_path / "out" / "model.torchscript.pt")
-    expected_inputs = "input,h0,c0" if config["kind"] == "lstm" else "input,h0"
-    assert metadata["rnnx.inputs"] == expected_inputs
-    assert metadata["rnnx.time_axis"] == ("1" if config["batch_first"] else "0")
+    parsed = parse_metadata(metadata, str(onnx_path))
+    assert parsed.schema == SCHEMA and parsed.signature == result.manifest.signature
+    expected_inputs = ["input", "h0", "c0"] if config["kind"] == "lstm" else ["input", "h0"]
+    assert parsed.signature.input_names == expected_inputs
+    assert parsed.spec == result.manifest.spec

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnx.errors import ExportError
-from rnnx.exporter.api import export
+from rnnx.core.errors import ExportError
 from rnnx.exporter.model_io import ModelIO
+from rnnx.pipeline import export
 
 LAYERS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -63,7 +63,7 @@ def test_ragged_batches_match_eager(
     result = export(
         model, tmp_path / "m", example_inputs=(example_x, torch.tensor([6, 4, 2])), io=model.io()
     )
-    assert result.report.passed and not result.manifest["doctor"]
+    assert result.report.passed and not result.manifest.doctor
 
     x = torch.randn(4, 9, 3) if batch_first else torch.randn(9, 4, 3)
     lengths = torch.tensor([9, 7, 3, 1]) if enforce_sorted else torch.tensor([3, 9, 1, 7])

@@ -14,9 +14,9 @@ from torch import nn
 
 import rnnx
 from rnnx.cli import main
-from rnnx.errors import RnnxError, VerificationError
-from rnnx.exporter.api import export
+from rnnx.core.errors import RnnxError, VerificationError
 from rnnx.models.zoo import BAD_EXAMPLES, ZOO, Seq2SeqStep
+from rnnx.pipeline import export
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -28,9 +28,9 @@ def test_zoo_model_exports_and_verifies(name: str, tmp_path) -> None:
     assert {"onnx", "torchscript"} <= artifacts
     # verified at batches and times other than the example's (2, 5)
     assert {(c.batch, c.time) for c in result.report.checks} >= {(1, 1), (3, 7), (1, 100)}
-    signature = result.manifest["signature"]
-    assert any("batch" in str(d) for t in signature["outputs"] for d in t["dims"])
-    assert result.manifest["model"] == "module" and result.manifest["spec"] is None
+    signature = result.manifest.signature
+    assert any("batch" in str(d) for t in signature.outputs for d in t.dims)
+    assert result.manifest.model == "module" and result.manifest.spec is None
 
 
 def test_bad_tutorial_regressor_is_refused_with_the_reason(tmp_path) -> None:
@@ -74,7 +74,7 @@ def test_inferred_io_for_a_model_without_declarations(tmp_path) -> None:
     model = _Tagger().eval()
     example = (torch.randn(2, 5, 6), torch.zeros(1, 2, 8))
     result = export(model, tmp_path / "tagger", example_inputs=example)
-    signature = result.manifest["signature"]
+    signature = result.manifest.signature.to_dict()
     assert [t["dims"] for t in signature["inputs"]] == [["batch", "time", 6], [1, "batch", 8]]
     assert [t["name"] for t in signature["outputs"]] == ["output", "hidden_out"]
     assert signature["state_pairs"] == [["hidden_out", "hidden"]] and signature["streamable"]
@@ -161,7 +161,7 @@ def test_cell_step_models_export_and_stream(tmp_path, make, states) -> None:
     example = (torch.randn(2, 6), *(torch.zeros(2, 8) for _ in range(states)))
     result = export(model, tmp_path / "cell", example_inputs=example)
     assert result.report.passed
-    signature = result.manifest["signature"]
+    signature = result.manifest.signature.to_dict()
     assert signature["streamable"] and len(signature["state_pairs"]) == states
     stream = rnnx.load(tmp_path / "cell").stream(batch=3)
     inputs = torch.randn(5, 3, 6)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from rnnx.exporter.api import ExportOptions, export
 from rnnx.models import keyword_spotter_lstm
+from rnnx.pipeline import ExportOptions, export
 
 LAYERS = {
     "keyword_spotter": keyword_spotter_lstm,  # LSTM 40->64, 2 layers, batch_first

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import rnnx
-from rnnx.errors import InputError, RnnxError
+from rnnx.core.errors import InputError, RnnxError
 
 RUNTIMES = ("onnxruntime", "torchscript", "eager")
 HAS_CUDA_EP = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -56,7 +56,7 @@ def test_zoo_model_matches_through_every_runtime(exported) -> None:
         (lambda f: {**f, "input": f["input"][..., :39]}, "size 39 on axis 2, expected 40"),
         (lambda f: {**f, "h0": f["h0"][:, :2]}, "batch size 2 but 'input' has batch size 3"),
         (lambda f: {**f, "hidden": f["h0"]}, "unknown input 'hidden'"),
-        (lambda f: {k: v for k, v in f.items() if k != "c0"}, "missing input 'c0'"),
+        (lambda f: {k: v for k, v in f.items() if k != "input"}, "missing input 'input'"),
     ],
     ids=["dtype", "rank", "feature", "state-batch", "unknown-name", "missing"],
 )
@@ -66,6 +66,21 @@ def test_bad_inputs_fail_the_same_way_everywhere(exported, runtime, change, mess
     session = rnnx.load(directory, runtime, reference=module if runtime == "eager" else None)
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
         session.run(change(feeds_for()))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_states_left_out_start_at_zero(exported, runtime) -> None:
+    """One policy for a missing state input: Session.run, `rnnx run` and C++ Model::run."""
+    module, directory = exported["keyword_spotter"]
+    session = rnnx.load(directory, runtime, reference=module if runtime == "eager" else None)
+    feeds = feeds_for()
+    zero = {k: np.zeros_like(v) if k != "input" else v for k, v in feeds.items()}
+    without_c0 = {k: v for k, v in zero.items() if k != "c0"}
+    only_input = {"input": feeds["input"]}
+    expected = session.run(zero)
+    for partial in (without_c0, only_input, [feeds["input"]]):
+        for name, array in session.run(partial).items():
+            np.testing.assert_array_equal(array, expected[name])
 
 
 def test_unknown_provider_lists_the_available_ones(exported) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import rnnx
-from rnnx.errors import InputError, RnnxError
+from rnnx.core.errors import InputError, RnnxError
 from rnnx.runtimes import step_together
 
 STREAMABLE = ("keyword_spotter", "gru", "rnn_relu", "lstm_proj")

@@ -1,23 +1,25 @@
-"""Parity of exported artifacts against eager PyTorch, at shapes other than the export example.
+"""Parity of sessions against the eager PyTorch session, at shapes other than the export example.
 
-Every artifact runs on the same fresh random inputs as the eager module: batch 1, an odd
-batch, time 1 and a long sequence, each with zero and with random initial states. An output
-passes when |actual - expected| <= atol + rtol * |expected| holds elementwise (numpy.isclose);
-the report keeps the max absolute and max relative error of every output, pass or fail.
+The comparator is handed the sessions it compares (as Polygraphy's Comparator.run is handed its
+runners): it opens nothing itself. Every session runs on the same fresh random inputs as the
+eager one: batch 1, an odd batch, time 1 and a long sequence, each with zero and with random
+initial states. An output passes when |actual - expected| <= atol + rtol * |expected| holds
+elementwise (numpy.isclose); the report keeps the max absolute and max relative error of every
+output, pass or fail.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnx.errors import RnnxError
-from rnnx.exporter.signature import Signature, random_inputs
+from rnnx.core.errors import RnnxError
+from rnnx.core.signature import random_inputs
+from rnnx.runtimes.base import Session
+from rnnx.runtimes.streaming import run_in_chunks
 
 # (batch, time) pairs: batch 1, time 1, an odd batch, a long sequence; none is the example.
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((1, 1), (3, 7), (1, 100), (4, 1), (5, 23))
@@ -27,21 +29,29 @@ STREAM_SIZE = (3, 23)
 STREAM_CHUNKS = (1, 3, 17)
 
 
-# int8 models are checked with their own, documented tolerance: dynamic quantization rounds
-# weights and activations to 8 bits, so errors of ~1e-3 on unit-scale inputs are expected.
-INT8_ATOL = 1e-2
-INT8_RTOL = 1e-2
+# Reduced-precision formats are checked with their own, documented tolerance class (a format's
+# `tolerance` in rnnx/formats.py): int8 dynamic quantization rounds weights and activations to
+# 8 bits, so errors of ~1e-3 on unit-scale inputs are expected.
+REDUCED_PRECISION = (("int8", 1e-2, 1e-2),)
 
 
 @dataclasses.dataclass(frozen=True)
 class VerifyOptions:
-    atol: float = 1e-5
+    atol: float = 1e-5  # the "fp32" tolerance class
     rtol: float = 1e-4
-    int8_atol: float = INT8_ATOL
-    int8_rtol: float = INT8_RTOL
+    # (class, atol, rtol) of the other tolerance classes
+    reduced_precision: tuple[tuple[str, float, float], ...] = REDUCED_PRECISION
     sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
     stream_chunks: tuple[int, ...] = STREAM_CHUNKS  # () skips the streaming check
     seed: int = 0
+
+    def tolerance(self, tolerance_class: str) -> tuple[float, float]:
+        if tolerance_class == "fp32":
+            return self.atol, self.rtol
+        for name, atol, rtol in self.reduced_precision:
+            if name == tolerance_class:
+                return atol, rtol
+        raise RnnxError(f"no tolerance given for the {tolerance_class!r} class")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +83,8 @@ class VerificationReport:
     atol: float
     rtol: float
     checks: list[OutputCheck]
+    # tolerance class -> (atol, rtol), for the classes other than fp32 that were checked
+    reduced_precision: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -102,28 +114,26 @@ class VerificationReport:
             "passed": self.passed,
             "atol": self.atol,
             "rtol": self.rtol,
+            "reduced_precision": {k: list(v) for k, v in self.reduced_precision.items()},
             "summary": self.summary(),
             "checks": [dataclasses.asdict(c) for c in self.checks],
         }
 
 
-def verify_artifacts(
-    artifacts: Mapping[str, str | os.PathLike],
-    reference: Any,
-    signature: Signature,
+def compare(
+    sessions: Mapping[str, Session],
+    reference: Session,
     options: VerifyOptions = VerifyOptions(),
+    tolerance_classes: Mapping[str, str] = {},
 ) -> VerificationReport:
-    """Compare each artifact ("onnx", "torchscript") with the eager `reference` module."""
-    from rnnx.runtimes.onnxruntime_session import OnnxRuntimeSession
-    from rnnx.runtimes.torch_session import EagerSession, TorchScriptSession
+    """Compare each session (by artifact name) with the eager `reference` session.
 
-    eager = EagerSession(reference, signature)
-    openers = {
-        "onnx": OnnxRuntimeSession,
-        "onnx_int8": OnnxRuntimeSession,
-        "torchscript": TorchScriptSession,
-    }
-    sessions = {fmt: openers[fmt](path, signature) for fmt, path in artifacts.items()}
+    `tolerance_classes` names each artifact's tolerance class (VerifyOptions.tolerance); fp32
+    for those not named.
+    """
+    eager = reference
+    signature = eager.signature
+    tolerances = {a: options.tolerance(tolerance_classes.get(a, "fp32")) for a in sessions}
     state_cases = ("zero", "random") if signature.state_pairs else ("none",)
     checks = []
     for case, (batch, time) in enumerate(options.sizes):
@@ -149,7 +159,7 @@ def verify_artifacts(
                         _compare(
                             actual[name],
                             expected[name],
-                            options,
+                            tolerances[fmt],
                             artifact=fmt,
                             batch=batch,
                             time=time,
@@ -160,27 +170,41 @@ def verify_artifacts(
     # Step models (no time axis) are streamed one call per step by design; nothing to chunk.
     if signature.streamable and all("time" in t.dims for t in signature.data_inputs):
         for fmt, session in sessions.items():
-            checks += _stream_checks(fmt, session, eager, signature, options)
-    return VerificationReport(options.atol, options.rtol, checks)
+            checks += _stream_checks(fmt, session, eager, tolerances[fmt], options)
+    reduced = {c: options.tolerance(c) for c in set(tolerance_classes.values()) if c != "fp32"}
+    return VerificationReport(options.atol, options.rtol, checks, reduced)
 
 
 def _stream_checks(
-    artifact: str, session: Any, eager: Any, signature: Signature, options: VerifyOptions
+    artifact: str,
+    session: Session,
+    eager: Session,
+    tolerance: tuple[float, float],
+    options: VerifyOptions,
 ) -> list[OutputCheck]:
-    """Feed one sequence chunk by chunk through a Stream; compare with eager on all of it."""
-    from rnnx.runtimes.streaming import run_in_chunks
+    """Feed one sequence chunk by chunk through a Stream; compare with eager on all of it.
 
+    A chunked run that raises is a failed check naming the reason, like any other case.
+    """
+    signature = eager.signature
     batch, time = STREAM_SIZE
     feeds = random_inputs(signature, {"batch": batch, "time": time}, seed=options.seed + 99)
-    expected = eager.run(feeds)
+    where = dict(batch=batch, time=time, initial_state="random")
+    expected, failure = _attempt(eager.run, feeds, artifact="eager", **where)
+    if failure:
+        return [failure]
     checks = []
     for chunk in options.stream_chunks:
-        actual = run_in_chunks(session, feeds, chunk)
+        actual, failure = _attempt(
+            lambda f, c=chunk: run_in_chunks(session, f, c), feeds, artifact=artifact,
+            chunk=chunk, **where,
+        )  # fmt: skip
+        if failure:
+            checks.append(failure)
+            continue
         for name in signature.output_names:
-            checks.append(
-                _compare(actual[name], expected[name], options, artifact=artifact, batch=batch,
-                         time=time, initial_state="random", output=name, chunk=chunk)
-            )  # fmt: skip
+            checks.append(_compare(actual[name], expected[name], tolerance, artifact=artifact,
+                                   output=name, chunk=chunk, **where))  # fmt: skip
     return checks
 
 
@@ -196,7 +220,7 @@ def _attempt(run: Any, feeds: dict, **where: Any) -> tuple[Any, OutputCheck | No
 
 
 def _compare(
-    actual: np.ndarray, expected: np.ndarray, options: VerifyOptions, **where: Any
+    actual: np.ndarray, expected: np.ndarray, tolerance: tuple[float, float], **where: Any
 ) -> OutputCheck:
     if actual.shape != expected.shape:
         return OutputCheck(
@@ -206,43 +230,6 @@ def _compare(
     magnitude = np.abs(expected.astype(np.float64))
     max_abs = float(error.max(initial=0.0))
     max_rel = float((error / np.maximum(magnitude, np.finfo(np.float32).tiny)).max(initial=0.0))
-    int8 = str(where.get("artifact", "")).endswith("_int8")
-    atol, rtol = (options.int8_atol, options.int8_rtol) if int8 else (options.atol, options.rtol)
+    atol, rtol = tolerance
     passed = bool(np.all(error <= atol + rtol * magnitude)) and np.isfinite(actual).all()
     return OutputCheck(**where, max_abs_error=max_abs, max_rel_error=max_rel, passed=bool(passed))
-
-
-def verify(
-    export_dir: str | os.PathLike,
-    reference: Any = None,
-    options: VerifyOptions = VerifyOptions(),
-    *,
-    checkpoint: str | os.PathLike | None = None,
-) -> VerificationReport:
-    """Verify every artifact in an export directory.
-
-    The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
-    the manifest (or `checkpoint`, if the file has moved since export).
-    """
-    from rnnx.exporter.manifest import artifact_paths, manifest_signature, read_manifest
-    from rnnx.exporter.model_io import reference_module
-
-    manifest = read_manifest(export_dir)
-    if reference is None:
-        source = manifest.get("source")
-        if checkpoint is not None:
-            source = {**(source or {}), "path": str(Path(checkpoint).resolve()), "sha256": None}
-        if not source:
-            raise RnnxError(
-                f"'{export_dir}' was exported from an in-memory model: pass the model to verify "
-                "(rnnx.verify(dir, model)) or a checkpoint (--checkpoint)"
-            )
-        from rnnx.exporter.checkpoint import load_module_from_source
-
-        reference = load_module_from_source(source)
-    reference = reference_module(manifest, reference)
-    paths = artifact_paths(export_dir, manifest)
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise RnnxError(f"artifact '{missing[0]}' listed in the manifest is missing")
-    return verify_artifacts(paths, reference, manifest_signature(manifest), options)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rnnx.errors import CheckpointError, UnsupportedModelError
+from rnnx.core.errors import CheckpointError, UnsupportedModelError
 
 # PyTorch's mode names (the same strings nn.RNNBase.mode uses).
 KINDS = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")

@@ -1,0 +1,189 @@
+"""Latency of an export across runtimes, side by side, against eager and against the machine.
+
+Runs are interleaved (eager, torchscript, onnxruntime, eager, ...) so drift in clock speed or
+background load hits every runtime alike, and each ratio to eager comes from the same rounds.
+Every runtime of the registry (rnnx/formats.py) is a candidate, for each format it reads:
+`onnxruntime`, `onnxruntime:onnx-int8`, and the C++ runners. For a bare recurrent layer the
+floor is also computed (machine.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+from rnnx.benchmark.cpp_runners import runner_latency
+from rnnx.benchmark.machine import floor_ms, measure_machine
+from rnnx.benchmark.measure import BenchRow, interleaved, stream_calls
+from rnnx.core.errors import RnnxError
+from rnnx.core.manifest import Manifest, read_manifest
+from rnnx.core.signature import random_inputs
+from rnnx.cpp_build import runner_path
+from rnnx.formats import FORMATS, RUNTIMES, Runtime, load, runtime_available
+
+__all__ = ["BenchOptions", "BenchRow", "bench", "configurations", "targets"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    # None: every target this export and machine have (eager is required: it is the baseline).
+    # A list: exactly those (names from `targets()`), each of which must be available.
+    runtimes: tuple[str, ...] | None = None
+    providers: tuple[str, ...] = ("cpu",)  # onnxruntime providers / torch devices, each a column
+    batches: tuple[int, ...] = (1,)
+    times: tuple[int, ...] = (100,)
+    threads: tuple[int, ...] = (1,)
+    chunks: tuple[int, ...] = ()  # streaming mode: per-chunk latency for these chunk sizes
+    frame_rate: float = 100.0  # frames per second of the stream, for the real-time factor
+    repeats: int = 30
+    warmup: int = 3
+    min_seconds: float = 0.0  # keep repeating until each runtime ran this long (stable medians)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A runtime on one of the formats it reads: what one benchmark column measures."""
+
+    runtime: Runtime
+    format: str | None  # None: the eager reference
+
+    @property
+    def name(self) -> str:
+        default = self.format is None or self.format == self.runtime.formats[0]
+        return self.runtime.name if default else f"{self.runtime.name}:{self.format}"
+
+
+def targets() -> dict[str, Target]:
+    """Every benchmark target the registry offers, by name (the CLI's --runtime choices)."""
+    found = [Target(r, f) for r in RUNTIMES.values() for f in (r.formats or (None,))]
+    return {t.name: t for t in found if t.format is None or t.runtime.runner is None
+            or t.format == t.runtime.formats[0]}  # fmt: skip
+
+
+def bench(
+    export_dir: str | os.PathLike,
+    options: BenchOptions = BenchOptions(),
+    *,
+    reference: Any = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[BenchRow]:
+    """Measure every (target, batch, time, threads[, chunk]) of `options` on an export."""
+    import torch
+
+    manifest = read_manifest(export_dir)
+    chosen = _select(options.runtimes, export_dir, manifest, reference)
+    python = [t for t in chosen if t.runtime.runner is None]
+    runners = [t for t in chosen if t.runtime.runner is not None]
+    machine = measure_machine() if manifest.spec is not None else None
+    rows: list[BenchRow] = []
+    torch_threads = torch.get_num_threads()
+    try:
+        for threads in options.threads:
+            torch.set_num_threads(threads)
+            sessions = {
+                _label(t.name, provider): _open(t, export_dir, provider, threads, reference)
+                for provider in options.providers
+                for t in python
+                if t.runtime.execution_providers or _torch_device(provider)
+            }
+            for batch in options.batches:
+                for steps in options.times:
+                    rows += _configuration(sessions, runners, export_dir, manifest, options,
+                                           batch, steps, threads, machine)  # fmt: skip
+                    if progress:
+                        progress(1)
+    finally:
+        torch.set_num_threads(torch_threads)
+    return rows
+
+
+def _configuration(
+    sessions: dict, runners: list[Target], export_dir: Any, manifest: Manifest,
+    options: BenchOptions, batch: int, steps: int, threads: int, machine: Any,
+) -> list[BenchRow]:  # fmt: skip
+    signature = manifest.signature
+    feeds = random_inputs(signature, {"batch": batch, "time": steps})
+    floor = floor_ms(manifest.spec, batch, steps, machine) if manifest.spec and machine else None
+    if options.chunks:
+        calls = {r: stream_calls(s, feeds, batch, options.chunks) for r, s in sessions.items()}
+    else:
+        calls = {r: {None: (lambda s=s: s.run(feeds))} for r, s in sessions.items()}
+    measured = interleaved(calls, repeats=options.repeats, warmup=options.warmup,
+                           min_seconds=options.min_seconds)  # fmt: skip
+    common = dict(batch=batch, steps=steps, threads=threads, floor_ms=floor,
+                  frame_rate=options.frame_rate)  # fmt: skip
+    rows = []
+    for chunk, by_runtime in measured.items():
+        eager = by_runtime.get("eager", ((None,), 0))[0][0]
+        for runtime, (percentiles, count) in by_runtime.items():
+            rows.append(BenchRow.from_latency(
+                runtime, ",".join(sessions[runtime].providers), chunk=chunk,
+                percentiles_ms=percentiles, repeats=count, eager_p50_ms=eager, **common,
+            ))  # fmt: skip
+    for target in runners:
+        for chunk in options.chunks or (None,):
+            binary = runner_path(target.runtime)
+            latency = runner_latency(binary, export_dir, signature, feeds, repeats=options.repeats,
+                                     threads=threads, chunk=chunk)  # fmt: skip
+            if latency is None:
+                continue
+            eager = measured.get(chunk, {}).get("eager", ((None,), 0))[0][0]
+            rows.append(BenchRow.from_latency(
+                target.name, "cpu", chunk=chunk, percentiles_ms=latency[0], repeats=latency[1],
+                eager_p50_ms=eager, **common,
+            ))  # fmt: skip
+    return rows
+
+
+def configurations(options: BenchOptions) -> int:
+    """How many (threads, batch, time) configurations `bench` will measure (for progress)."""
+    return len(options.threads) * len(options.batches) * len(options.times)
+
+
+def _select(
+    wanted: tuple[str, ...] | None, export_dir: Any, manifest: Manifest, reference: Any
+) -> list[Target]:
+    """The targets to measure; see BenchOptions.runtimes."""
+    offered = targets()
+    unknown = [name for name in wanted or () if name not in offered]
+    if unknown:
+        raise RnnxError(f"unknown runtime {unknown[0]!r}; expected one of {', '.join(offered)}")
+    has_reference = reference is not None or bool(manifest.source or manifest.reference)
+
+    def missing(target: Target) -> str | None:
+        """Why `target` cannot run on this export and machine; None when it can."""
+        if target.format is None:
+            return None if has_reference else target.runtime.install_hint
+        if target.format not in manifest.artifacts:
+            return FORMATS[target.format].hint or f"export with --format {target.format}"
+        if target.runtime.runner is not None:
+            found = runner_path(target.runtime).is_file()
+            return None if found else target.runtime.install_hint
+        return None if runtime_available(target.runtime) else target.runtime.install_hint
+
+    for name in wanted or ("eager",):
+        reason = missing(offered[name])
+        if reason:
+            raise RnnxError(f"runtime {name} is not available for '{export_dir}': {reason}")
+    return [offered[n] for n in (wanted or offered) if not missing(offered[n])]
+
+
+def _label(name: str, provider: str) -> str:
+    return name if provider == "cpu" else f"{name}[{provider}]"
+
+
+def _torch_device(provider: str) -> str | None:
+    """The torch device for a provider name; None for providers torch has no device for."""
+    return provider if provider == "cpu" or provider.startswith("cuda") else None
+
+
+def _open(target: Target, export_dir: Any, provider: str, threads: int, reference: Any) -> Any:
+    runtime = target.runtime
+    if not runtime.execution_providers:
+        provider = _torch_device(provider) or "cpu"
+    if target.format is None:
+        return load(export_dir, runtime.name, provider=provider, reference=reference)
+    return load(export_dir, runtime.name, provider=provider, threads=threads,
+                format=target.format, **runtime.bench_options)  # fmt: skip

@@ -1,0 +1,159 @@
+"""The export directory's manifest (rnnx.json): what was exported, where, and how it verified.
+
+An export directory is input rnnx reads back (verify, run, bench, C++ runners), so the manifest
+is parsed into a typed `Manifest` with one-line errors, and artifact paths are kept inside the
+directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from rnnx.core.errors import RnnxError
+from rnnx.core.metadata import SCHEMA, check_schema
+from rnnx.core.signature import Signature
+from rnnx.core.spec import LayerSpec
+
+MANIFEST = "rnnx.json"
+# Format names of schema 1 for the keys older manifests used.
+_OLD_FORMAT_NAMES = {"onnx_int8": "onnx-int8"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    signature: Signature
+    artifacts: Mapping[str, str]  # format name -> file name inside the export directory
+    model: str = "layer"  # "layer" (a bare nn.RNN/LSTM/GRU) or "module" (a whole model)
+    spec: LayerSpec | None = None  # bare layers
+    stateless: bool = False
+    class_path: str | None = None  # the exported module's class, module.qualname
+    # How to rebuild the eager reference: a checkpoint (`source`, see exporter/checkpoint.py), or
+    # the weights file inside the export that a bare layer exported from memory carries.
+    source: Mapping[str, Any] | None = None
+    reference: str | None = None
+    opset: int | None = None
+    example_sizes: Mapping[str, int] | None = None
+    quantization: Mapping[str, Any] | None = None
+    doctor: tuple[Mapping[str, Any], ...] = ()
+    verification: Mapping[str, Any] | None = None
+    rnnx_version: str = ""
+    torch_version: str = ""
+    created: str = ""
+    schema: int = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "rnnx_version": self.rnnx_version,
+            "created": self.created,
+            "torch_version": self.torch_version,
+            "opset": self.opset,
+            "model": self.model,
+            "class": self.class_path,
+            "stateless": self.stateless,
+            "spec": self.spec.to_dict() if self.spec else None,
+            "signature": self.signature.to_dict(),
+            "example_sizes": dict(self.example_sizes) if self.example_sizes else None,
+            "artifacts": dict(self.artifacts),
+            "source": dict(self.source) if self.source else None,
+            "reference": self.reference,
+            "quantization": self.quantization,
+            "doctor": list(self.doctor),
+            "verification": self.verification,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> Manifest:
+        if not isinstance(data, Mapping):
+            raise RnnxError(f"{source} is not a JSON object")
+        if "signature" not in data:
+            raise RnnxError(f"{source} has no signature; was it written by rnnx export?")
+        if "schema" in data:
+            schema = check_schema(data["schema"], source)
+        else:  # schema 0: the same fields, older format names
+            schema = SCHEMA
+            data = {**data, "artifacts": _renamed(data.get("artifacts") or {})}
+        artifacts = data.get("artifacts") or {}
+        if not isinstance(artifacts, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in artifacts.items()
+        ):
+            raise RnnxError(f"{source}: 'artifacts' must map format names to file names")
+        for name in artifacts.values():
+            _check_inside(name, source)
+        model = data.get("model", "layer")
+        if model not in ("layer", "module"):
+            raise RnnxError(f'{source}: \'model\' must be "layer" or "module", got {model!r}')
+        try:
+            spec = LayerSpec.from_dict(data["spec"]) if data.get("spec") else None
+        except (TypeError, KeyError, ValueError) as error:
+            raise RnnxError(f"{source}: 'spec' is malformed ({error})") from None
+        reference = data.get("reference")
+        if reference is not None:
+            _check_inside(reference, source)
+        source_field = data.get("source")
+        if source_field is not None and not isinstance(source_field, Mapping):
+            raise RnnxError(f"{source}: 'source' must be an object")
+        return cls(
+            signature=Signature.from_dict(data["signature"], f"{source}: signature"),
+            artifacts=dict(artifacts),
+            model=model,
+            spec=spec,
+            stateless=bool(data.get("stateless")),
+            class_path=data.get("class"),
+            source=source_field,
+            reference=reference,
+            opset=data.get("opset"),
+            example_sizes=data.get("example_sizes"),
+            quantization=data.get("quantization"),
+            doctor=tuple(data.get("doctor") or ()),
+            verification=data.get("verification"),
+            rnnx_version=str(data.get("rnnx_version", "")),
+            torch_version=str(data.get("torch_version", "")),
+            created=str(data.get("created", "")),
+            schema=schema,
+        )
+
+    def artifact_paths(self, export_dir: str | os.PathLike) -> dict[str, Path]:
+        return {fmt: Path(export_dir) / name for fmt, name in self.artifacts.items()}
+
+
+def read_manifest(export_dir: str | os.PathLike) -> Manifest:
+    path = Path(export_dir) / MANIFEST
+    if not Path(export_dir).is_dir():
+        raise RnnxError(f"export directory '{export_dir}' not found")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RnnxError(f"'{export_dir}' is not an rnnx export directory (no {MANIFEST})") from None
+    except (OSError, ValueError) as error:
+        raise RnnxError(f"cannot read manifest '{path}': {error}") from error
+    return Manifest.from_dict(data, f"manifest '{path}'")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise RnnxError(f"cannot write '{path}': {error.strerror}") from error
+
+
+def _renamed(artifacts: Any) -> Any:
+    if not isinstance(artifacts, Mapping):
+        return artifacts
+    return {_OLD_FORMAT_NAMES.get(k, k): v for k, v in artifacts.items()}
+
+
+def _check_inside(name: str, source: str) -> None:
+    """A manifest names files inside its own directory: never an absolute path or '..'."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not name or os.path.isabs(name) or name.startswith("/") or ".." in parts:
+        raise RnnxError(f"{source}: artifact path {name!r} is not a file inside the export")

@@ -1,0 +1,141 @@
+"""What an export traces (the plan), and what each format's writer is handed (the job).
+
+`plan_export` is the one path from a user's module to the module that gets traced, its example
+inputs and its I/O: the export pipeline and `rnnx doctor` both start from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnx.core.errors import RnnxError, UnsupportedModelError
+from rnnx.core.signature import Signature, TensorSpec, random_inputs
+from rnnx.core.spec import LayerSpec
+from rnnx.exporter.layer_module import wrap_layer
+from rnnx.exporter.model_io import (
+    FlatOutputs,
+    ModelIO,
+    flatten_outputs,
+    input_signature,
+    resolve_io,
+    streamable,
+    whole_model_signature,
+)
+
+# The example shape the exporters trace with. Not 1 (torch.export specialises size-1 axes)
+# and unlike every shape the verifier checks, so a frozen axis cannot pass unnoticed.
+EXAMPLE_SIZES = {"batch": 2, "time": 5}
+
+
+@dataclasses.dataclass
+class ExportPlan:
+    """What to export: a module whose forward takes the signature's inputs, and its I/O."""
+
+    module: nn.Module
+    example: list[torch.Tensor]
+    inputs: list[TensorSpec]
+    output_names: list[str]
+    spec: LayerSpec | None  # bare layers
+    kind: str  # "layer" or "module"
+    finish: Callable[[list[tuple]], Signature]  # graph output dims -> the full signature
+    user_module: nn.Module  # the module the user gave (not the wrapper that is traced)
+
+
+@dataclasses.dataclass
+class WriteJob:
+    """What a format's writer is handed (see rnnx/formats.py)."""
+
+    plan: ExportPlan
+    signature: Signature
+    metadata: Mapping[str, str]  # core.metadata.metadata_props, stored inside the artifact
+    directory: Path  # the staging directory
+    written: Mapping[str, Path]  # the formats written so far (a derived format reads its base)
+    opset: int
+    onnx_model: Any = None  # the onnx_ir model, built once (whole models need its output dims)
+
+
+class FormatSkipped(RnnxError):
+    """A writer found nothing to write for this model (int8 of a GRU); the export goes on."""
+
+
+def plan_export(
+    model: nn.Module,
+    example_inputs: Sequence[torch.Tensor] | None = None,
+    io: ModelIO | None = None,
+    *,
+    stateless: bool = False,
+) -> ExportPlan:
+    """What export would trace: the module with the graph's I/O, its example inputs and specs."""
+    check_float32(model)
+    if isinstance(model, nn.RNNBase) and example_inputs is None:
+        return _layer_plan(model, stateless)
+    return _module_plan(model, example_inputs, io, stateless)
+
+
+def _layer_plan(layer: nn.RNNBase, stateless: bool) -> ExportPlan:
+    spec = LayerSpec.from_module(layer)
+    signature = Signature.for_layer(spec, stateless=stateless)
+    example = [torch.from_numpy(a) for a in random_inputs(signature, EXAMPLE_SIZES).values()]
+    return ExportPlan(
+        module=wrap_layer(layer, stateless=stateless),
+        example=example,
+        inputs=list(signature.inputs),
+        output_names=signature.output_names,
+        spec=spec,
+        kind="layer",
+        finish=lambda dims: signature,
+        user_module=layer,
+    )
+
+
+def _module_plan(
+    model: nn.Module, example_inputs: Any, io: ModelIO | None, stateless: bool
+) -> ExportPlan:
+    if stateless:
+        raise RnnxError(
+            "--stateless applies to bare layers; a whole model's forward decides its inputs"
+        )
+    if example_inputs is None:
+        if not callable(getattr(model, "example_inputs", None)):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} is not a bare nn.RNN/LSTM/GRU: give example inputs "
+                "(rnnx.export(model, dir, example_inputs=...)) or an example_inputs() method"
+            )
+        example_inputs = model.example_inputs()
+    example = [example_inputs] if isinstance(example_inputs, torch.Tensor) else list(example_inputs)
+    with torch.inference_mode():
+        outputs = flatten_outputs(model(*example))
+    model_io = resolve_io(model, example, outputs, io)
+    if len(outputs) != len(model_io.outputs):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} returns {len(outputs)} tensors but its I/O names "
+            f"{len(model_io.outputs)} outputs"
+        )
+    dtypes = [str(t.dtype).removeprefix("torch.") for t in outputs]
+    is_streamable = streamable(model, model_io)
+    inputs = input_signature(model_io, example)
+    return ExportPlan(
+        module=FlatOutputs(model),
+        example=example,
+        inputs=inputs,
+        output_names=list(model_io.outputs),
+        spec=None,
+        kind="module",
+        finish=lambda dims: whole_model_signature(model_io, inputs, dims, dtypes, is_streamable),
+        user_module=model,
+    )
+
+
+def check_float32(model: nn.Module) -> None:
+    for name, parameter in model.named_parameters():
+        if parameter.dtype != torch.float32:
+            raise UnsupportedModelError(
+                f"parameter {name} is {parameter.dtype}; rnnx exports float32 models "
+                "(call .float())"
+            )

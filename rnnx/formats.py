@@ -1,0 +1,242 @@
+"""The registry: every artifact format rnnx writes and every runtime that runs one.
+
+Adding a format or a runtime is one module (its writer, or its Session class) and one entry
+here; the export pipeline, `rnnx.load`, the verifier, `rnnx bench` and the CLI's choices all
+loop over these tables. Writers and openers are named as "module:function" strings and
+imported on use, so reading the registry (the CLI's --help) imports neither torch nor
+onnxruntime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from rnnx.core.errors import RnnxError
+from rnnx.core.manifest import Manifest, read_manifest
+from rnnx.runtimes.base import Session
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    name: str  # the one name: manifest key, --format value, rnnx.load(format=...)
+    file: str  # the file it is written to inside the export directory
+    writer: str  # "module:function" taking (WriteJob, Path), returning manifest notes or None
+    runtimes: tuple[str, ...]  # the runtimes that open it; the first one verifies it
+    description: str
+    tolerance: str = "fp32"  # the verification tolerance class (VerifyOptions.tolerance)
+    default: bool = True  # written by --format all
+    requires: tuple[str, ...] = ()  # formats written before it, which it is derived from
+    hint: str = ""  # how to get it into an export; default: --format NAME
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+    name: str
+    formats: tuple[str, ...]  # the formats it reads, the default first; () reads the reference
+    opener: str | None  # "module:function" -> Session; None for an external runner
+    install_hint: str  # how to get it when it is missing
+    modules: tuple[str, ...] = ()  # Python packages it needs
+    runner: str | None = None  # a C++ runner executable (cpp/), measured by `rnnx bench`
+    # provider names: onnxruntime execution providers (cpu, cuda:N, TensorrtExecutionProvider,
+    # ...) when True, else torch devices (cpu, cuda:N)
+    execution_providers: bool = False
+    bench_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "onnx",
+            "model.onnx",
+            "rnnx.exporter.onnx_export:write_onnx",
+            ("onnxruntime", "cpp-onnxruntime"),
+            "ONNX with native RNN/LSTM/GRU ops",
+        ),
+        Format(
+            "torchscript",
+            "model.torchscript.pt",
+            "rnnx.exporter.torchscript_export:write_torchscript",
+            ("torchscript", "cpp-torchscript"),
+            "traced TorchScript",
+        ),
+        Format(
+            "onnx-int8",
+            "model.int8.onnx",
+            "rnnx.exporter.quantize:write_int8",
+            ("onnxruntime",),
+            "ONNX with int8 dynamic quantization (LSTM layers and MatMuls)",
+            tolerance="int8",
+            default=False,
+            requires=("onnx",),
+            hint="export with --quantize int8 (LSTM layers and MatMuls only)",
+        ),
+    )
+}
+
+RUNTIMES: dict[str, Runtime] = {
+    r.name: r
+    for r in (
+        Runtime(
+            "eager",
+            (),
+            "rnnx.formats:open_eager",
+            "export from a checkpoint, or pass the model as reference=",
+            modules=("torch",),
+        ),
+        Runtime(
+            "torchscript",
+            ("torchscript",),
+            "rnnx.runtimes.torch_session:open_torchscript",
+            "export with --format torchscript or all",
+            modules=("torch",),
+        ),
+        Runtime(
+            "onnxruntime",
+            ("onnx", "onnx-int8"),
+            "rnnx.runtimes.onnxruntime_session:open_onnxruntime",
+            "export with --format onnx or all (pip install onnxruntime)",
+            modules=("onnxruntime",),
+            execution_providers=True,
+            # one inter-op thread: --threads alone sets the parallelism a row measures
+            bench_options={"inter_op_threads": 1},
+        ),
+        Runtime(
+            "cpp-onnxruntime",
+            ("onnx",),
+            None,
+            "build the C++ runners with `rnnx cpp build`",
+            modules=("onnxruntime",),  # libonnxruntime, from the onnxruntime wheel
+            runner="rnnx-ort-run",
+        ),
+        Runtime(
+            "cpp-torchscript",
+            ("torchscript",),
+            None,
+            "build the C++ runners with `rnnx cpp build`",
+            modules=("torch",),  # libtorch, from the torch wheel
+            runner="rnnx-torch-run",
+        ),
+    )
+}
+
+PYTHON_RUNTIMES = tuple(name for name, r in RUNTIMES.items() if r.opener)
+
+
+def format_choices(*, defaults_only: bool = False) -> list[str]:
+    return [name for name, f in FORMATS.items() if f.default or not defaults_only]
+
+
+def resolve(reference: str) -> Callable[..., Any]:
+    """'package.module:function' -> the function (imported now, not when the registry is)."""
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def runtime_available(runtime: Runtime) -> bool:
+    """Whether this machine has what `runtime` needs (not whether an export has its format)."""
+    return all(importlib.util.find_spec(m) is not None for m in runtime.modules)
+
+
+def get_runtime(name: str) -> Runtime:
+    if name not in RUNTIMES:
+        raise RnnxError(f"unknown runtime {name!r}; expected one of {', '.join(PYTHON_RUNTIMES)}")
+    return RUNTIMES[name]
+
+
+def load(
+    export_dir: str | os.PathLike,
+    runtime: str = "onnxruntime",
+    *,
+    provider: str = "cpu",
+    allow_fallback: bool = False,
+    threads: int | None = None,
+    reference: Any = None,
+    format: str | None = None,
+    **options: Any,
+) -> Session:
+    """Open an export directory as a Session: `session.run(feeds) -> outputs`.
+
+    runtime: a name from RUNTIMES: "onnxruntime" (provider "cpu", "cuda[:N]" or any installed
+    execution provider by name), "torchscript" or "eager" (provider is the torch device: "cpu",
+    "cuda[:N]"). The eager model is rebuilt from the checkpoint recorded at export (or the
+    weights a bare layer's export carries), or is `reference` if given. `format` picks another
+    format the runtime reads ("onnx-int8"). Other keyword arguments are the runtime's own
+    options (onnxruntime: inter_op_threads, graph_optimization, optimized_model_path,
+    provider_options).
+    """
+    entry = get_runtime(runtime)
+    if entry.opener is None:
+        raise RnnxError(f"{runtime} is a C++ runner: run {entry.runner} (see rnnx cpp build)")
+    manifest = read_manifest(export_dir)
+    path = None
+    if entry.formats:
+        path = artifact_path(export_dir, manifest, format or entry.formats[0], entry)
+    elif format is not None:
+        raise RnnxError(f"the {runtime} runtime reads no artifact; format={format!r} is not for it")
+    elif reference is not None:
+        options["reference"] = reference
+    if not runtime_available(entry):
+        raise RnnxError(f"runtime {runtime} needs {', '.join(entry.modules)}: {entry.install_hint}")
+    opener = resolve(entry.opener)
+    return opener(
+        path if path is not None else Path(export_dir),
+        manifest,
+        provider=provider,
+        allow_fallback=allow_fallback,
+        threads=threads,
+        **options,
+    )
+
+
+def artifact_path(
+    export_dir: str | os.PathLike, manifest: Manifest, format: str, runtime: Runtime
+) -> Path:
+    if format not in runtime.formats:
+        readable = ", ".join(runtime.formats)
+        raise RnnxError(f"the {runtime.name} runtime reads {readable}, not {format!r}")
+    path = manifest.artifact_paths(export_dir).get(format)
+    if path is None:
+        hint = FORMATS[format].hint or f"export with --format {format}"
+        raise RnnxError(f"'{export_dir}' has no {format} artifact ({hint})")
+    if not path.is_file():
+        raise RnnxError(f"artifact '{path}' listed in the manifest is missing")
+    return path
+
+
+def open_eager(
+    export_dir: Path,
+    manifest: Manifest,
+    *,
+    provider: str = "cpu",
+    allow_fallback: bool = False,
+    threads: int | None = None,
+    reference: Any = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> Session:
+    """The eager reference as a Session (the "eager" runtime's opener)."""
+    from rnnx.exporter.reference import load_reference, reference_module
+    from rnnx.runtimes.torch_session import EagerSession, fallback_device
+
+    if reference is None:
+        reference = load_reference(export_dir, manifest, checkpoint)
+    device = fallback_device(provider, allow_fallback)
+    return EagerSession(reference_module(manifest, reference), manifest.signature, device=device)
+
+
+def verifying_sessions(export_dir: str | os.PathLike, manifest: Manifest) -> Mapping[str, Session]:
+    """Each artifact of an export opened on CPU by the first runtime that reads its format."""
+    sessions = {}
+    for name in manifest.artifacts:
+        if name not in FORMATS:
+            raise RnnxError(f"'{export_dir}': the manifest lists an unknown format {name!r}")
+        runtime = next(RUNTIMES[r] for r in FORMATS[name].runtimes if RUNTIMES[r].opener)
+        path = artifact_path(export_dir, manifest, name, runtime)
+        sessions[name] = resolve(str(runtime.opener))(path, manifest)
+    return sessions

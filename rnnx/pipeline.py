@@ -1,0 +1,265 @@
+"""The export pipeline: plan -> doctor pre-flight -> write each format -> verify -> rename.
+
+It sits above the exporter (which only lowers and writes formats), the runtimes and the
+comparator, and drives them through the registry (rnnx/formats.py). Also `verify` of an
+existing export directory, which opens its artifacts the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from rnnx.compare import VerificationReport, VerifyOptions, compare
+from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, VerificationError
+from rnnx.core.manifest import MANIFEST, Manifest, read_manifest, write_json
+from rnnx.core.metadata import metadata_props
+from rnnx.core.version import __version__
+from rnnx.doctor import Finding, check_plan
+from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint
+from rnnx.exporter.model_io import ModelIO
+from rnnx.exporter.onnx_export import build_onnx, output_dims
+from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
+from rnnx.exporter.plan import EXAMPLE_SIZES, ExportPlan, FormatSkipped, WriteJob, plan_export
+from rnnx.exporter.reference import (
+    REFERENCE_FILE,
+    write_reference,
+)
+from rnnx.formats import FORMATS, format_choices, open_eager, resolve, verifying_sessions
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    formats: tuple[str, ...] = tuple(format_choices(defaults_only=True))  # rnnx/formats.py names
+    opset: int = DEFAULT_OPSET
+    stateless: bool = False  # input -> output only, states start at zero
+    verify: bool = True
+    verify_options: VerifyOptions = VerifyOptions()
+    force: bool = False  # replace an existing output directory
+    quantize: str | None = None  # "int8": also write the onnx-int8 format
+
+
+@dataclasses.dataclass
+class ExportResult:
+    output_dir: Path
+    manifest: Manifest
+    report: VerificationReport | None
+
+
+def export(
+    model: nn.Module,
+    output_dir: str | os.PathLike,
+    options: ExportOptions = ExportOptions(),
+    *,
+    example_inputs: Sequence[torch.Tensor] | None = None,
+    io: ModelIO | None = None,
+    source: dict[str, Any] | None = None,
+) -> ExportResult:
+    """Export `model` to `output_dir`, verified against the module itself.
+
+    A bare nn.RNN/LSTM/GRU needs nothing else. Any other module needs example inputs (or an
+    `example_inputs()` method); its I/O comes from `io`, its `rnnx_io` attribute, or is
+    inferred (model_io.py). `source` (recorded in the manifest) says how to rebuild the
+    module, so that `rnnx verify` can run later; `export_checkpoint` fills it in. A bare layer
+    exported from memory carries its weights instead (reference.safetensors).
+    """
+    formats = _formats(options)
+    was_training = model.training
+    model.eval()
+    try:
+        plan = plan_export(model, example_inputs, io, stateless=options.stateless)
+        # rnnx doctor as a pre-flight: hazards are warnings, and recorded in the manifest.
+        findings = check_plan(plan, was_training)
+        for finding in findings:
+            warnings.warn(finding.describe(), RnnxWarning, stacklevel=2)
+        return _write(plan, Path(output_dir), formats, options, source, findings)
+    finally:
+        model.train(was_training)  # exporting runs in eval mode; give the module back as it was
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    options: ExportOptions = ExportOptions(),
+    load_options: LoadOptions | None = None,
+) -> ExportResult:
+    loaded = load_checkpoint(checkpoint, load_options or LoadOptions())
+    module = loaded.module
+    if loaded.spec is None and not callable(getattr(module, "example_inputs", None)):
+        recurrent = any(isinstance(m, (nn.RNNBase, nn.RNNCellBase)) for m in module.modules())
+        raise UnsupportedModelError(
+            f"{checkpoint}: {type(module).__name__} is not an nn.RNN/nn.LSTM/nn.GRU layer"
+            + (
+                "; to export a whole model give its class an example_inputs() method"
+                if recurrent
+                else " and contains no recurrent layer"
+            )
+        )
+    return export(module, output_dir, options, source=loaded.source)
+
+
+def verify(
+    export_dir: str | os.PathLike,
+    reference: nn.Module | None = None,
+    options: VerifyOptions = VerifyOptions(),
+    *,
+    checkpoint: str | os.PathLike | None = None,
+) -> VerificationReport:
+    """Verify every artifact in an export directory against eager PyTorch.
+
+    The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
+    the manifest (or `checkpoint`, if the file has moved since export), or from the weights a
+    bare layer's export carries.
+    """
+    manifest = read_manifest(export_dir)
+    eager = open_eager(Path(export_dir), manifest, reference=reference, checkpoint=checkpoint)
+    return _compare(verifying_sessions(export_dir, manifest), eager, options)
+
+
+def _compare(sessions: Mapping[str, Any], eager: Any, options: VerifyOptions) -> VerificationReport:
+    classes = {name: FORMATS[name].tolerance for name in sessions}
+    return compare(sessions, eager, options, classes)
+
+
+def _write(
+    plan: ExportPlan,
+    output_dir: Path,
+    formats: list[str],
+    options: ExportOptions,
+    source: Any,
+    findings: list[Finding],
+) -> ExportResult:
+    with _staging_directory(output_dir, force=options.force) as staging:
+        onnx_model, dims = None, []
+        if "onnx" in formats or plan.kind == "module":
+            # A whole model's output dims are only known from the exported graph.
+            onnx_model = build_onnx(plan.module, plan.example, plan.inputs, plan.output_names,
+                                    opset=options.opset)  # fmt: skip
+            dims = output_dims(onnx_model)
+        signature = plan.finish(dims)
+        metadata = metadata_props(signature, plan.spec, __version__)
+        written: dict[str, Path] = {}
+        notes: dict[str, Any] = {}
+        for name in formats:
+            path = staging / FORMATS[name].file
+            job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model)
+            try:
+                notes[name] = resolve(FORMATS[name].writer)(job, path)
+            except FormatSkipped as skipped:
+                warnings.warn(f"{name}: {skipped}; not written", RnnxWarning, stacklevel=4)
+                notes[name] = {"skipped": str(skipped)}
+                continue
+            written[name] = path
+        reference = None
+        if source is None and plan.spec is not None:
+            reference = REFERENCE_FILE
+            write_reference(plan.user_module, staging / reference)
+        module = plan.user_module
+        manifest = Manifest(
+            signature=signature,
+            artifacts={name: FORMATS[name].file for name in written},
+            model=plan.kind,
+            spec=plan.spec,
+            stateless=options.stateless,
+            class_path=f"{type(module).__module__}.{type(module).__qualname__}",
+            source=source,
+            reference=reference,
+            opset=options.opset if "onnx" in written else None,
+            example_sizes=EXAMPLE_SIZES if plan.kind == "layer" else None,
+            quantization=notes.get("onnx-int8"),
+            doctor=tuple(dataclasses.asdict(f) for f in findings),
+            rnnx_version=__version__,
+            torch_version=torch.__version__,
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        )
+        report = None
+        if options.verify:
+            eager = open_eager(staging, manifest, reference=plan.user_module)
+            report = _compare(verifying_sessions(staging, manifest), eager, options.verify_options)
+            if not report.passed:
+                raise VerificationError(
+                    f"exported model does not match eager PyTorch: {report.first_failure()} "
+                    "(nothing written; --no-verify writes it anyway)"
+                )
+            manifest = dataclasses.replace(manifest, verification=report.to_dict())
+        write_json(staging / MANIFEST, manifest.to_dict())
+    return ExportResult(output_dir, manifest, report)
+
+
+def _formats(options: ExportOptions) -> list[str]:
+    """The formats to write, in registry order (a derived format after its base)."""
+    wanted = set(options.formats) | ({"onnx-int8"} if options.quantize == "int8" else set())
+    if options.quantize not in (None, "int8"):
+        raise RnnxError(f"--quantize must be int8, got {options.quantize!r}")
+    unknown = sorted(wanted - set(FORMATS))
+    if unknown or not options.formats:
+        raise RnnxError(
+            f"--format must be one of {', '.join(FORMATS)} or all, got {unknown or 'nothing'}"
+        )
+    for name in wanted:
+        missing = [base for base in FORMATS[name].requires if base not in wanted]
+        if missing:
+            raise RnnxError(
+                f"format {name} is derived from {missing[0]}: include {missing[0]} in --format"
+            )
+    if options.opset < MIN_OPSET:
+        raise RnnxError(f"--opset must be at least {MIN_OPSET}, got {options.opset}")
+    maximum = onnx.defs.onnx_opset_version()
+    if options.opset > maximum:
+        raise RnnxError(
+            f"--opset must be at most {maximum} (this onnx/onnxruntime), got {options.opset}"
+        )
+    return [name for name in FORMATS if name in wanted]
+
+
+class _staging_directory:
+    """Build the export in a temporary sibling directory; rename it into place on success.
+
+    On any failure the temporary directory is removed, so no partial export is ever left at
+    `target`.
+    """
+
+    def __init__(self, target: Path, *, force: bool) -> None:
+        self.target = target
+        self.force = force
+
+    def __enter__(self) -> Path:
+        if self.target.exists() and not (self.target.is_dir() and not any(self.target.iterdir())):
+            if not self.force:
+                raise RnnxError(
+                    f"output '{self.target}' already exists; pass --force to replace it"
+                )
+            if not self.target.is_dir() or not (self.target / MANIFEST).exists():
+                raise RnnxError(
+                    f"output '{self.target}' exists and is not an rnnx export directory; "
+                    "refusing to replace it"
+                )
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(
+            tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent)
+        )
+        self.staging.chmod(0o755)  # mkdtemp makes it private; an export directory is not
+        return self.staging
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            return
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+            os.replace(self.target, old)
+        os.replace(self.staging, self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
