@@ -464,13 +464,11 @@ def test_build_again_is_incremental(runners) -> None:
 
 def test_cpp_runners_are_rows_of_rnnx_bench(runners, tmp_path) -> None:
     """`rnnx bench` puts the C++ runners next to the Python runtimes, with a ratio to eager."""
-    from rnnx.bench import BenchOptions, bench
-
     layer = nn.LSTM(4, 6).eval()
     export(layer, tmp_path / "lstm")
-    options = BenchOptions(runtimes=("eager", "cpp-onnxruntime", "cpp-torchscript"),
+    options = rnnx.BenchOptions(runtimes=("eager", "cpp-onnxruntime", "cpp-torchscript"),
                            times=(6,), chunks=(1, 3), repeats=5)  # fmt: skip
-    rows = bench(tmp_path / "lstm", options, reference=layer)
+    rows = rnnx.bench(tmp_path / "lstm", options, reference=layer)
     cpp_rows = [r for r in rows if r.runtime.startswith("cpp-")]
     assert {(r.runtime, r.chunk) for r in cpp_rows} == {
         (runtime, chunk) for runtime in ("cpp-onnxruntime", "cpp-torchscript") for chunk in (1, 3)

@@ -1,7 +1,8 @@
 """Artifact contract v1: the Python and C++ metadata readers agree, on shared fixture files.
 
 tests/data/metadata/valid/*.json: both readers accept each file and read the same signature
-(compared as canonical JSON: the C++ side prints it with `rnnx-metadata-check`).
+(compared as canonical JSON: the C++ side prints it with `rnnx-metadata-check`; the Python side
+is rnnx.core.metadata.parse_metadata).
 tests/data/metadata/invalid/*.json: each breaks one rule of the contract; both readers reject it
 with one line naming the file.
 """
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rnnx.core.errors import RnnxError
+from rnnx.core.metadata import parse_metadata
 
 if shutil.which("cmake") is None or not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
     pytest.skip("the C++ reader needs cmake and a C++17 compiler", allow_module_level=True)
@@ -47,15 +51,6 @@ def metadata_check() -> Path:
     tool = next(iter(build().values())).parent / "rnnx-metadata-check"
     assert tool.is_file(), tool
     return tool
-
-
-def _python_reader() -> Any:
-    """rnnx.core.metadata.parse_metadata: lands on main with "Artifact contract v1"."""
-    try:
-        from rnnx.core.metadata import parse_metadata
-    except ImportError:
-        pytest.skip("rnnx.core.metadata is not there yet (the Python half of the contract)")
-    return parse_metadata
 
 
 def _check(tool: Path, path: Path) -> subprocess.CompletedProcess:
@@ -119,7 +114,6 @@ def test_cpp_reads_valid_fixture(metadata_check, path) -> None:
 
 @pytest.mark.parametrize("path", VALID, ids=_ids(VALID))
 def test_python_and_cpp_read_the_same(metadata_check, path) -> None:
-    parse_metadata = _python_reader()
     python = _canonical(parse_metadata(_props(path), source=str(path)))
     cpp = json.loads(_check(metadata_check, path).stdout)
     assert python == cpp
@@ -147,9 +141,6 @@ def test_cpp_rejects_invalid_fixture(metadata_check, path) -> None:
 
 @pytest.mark.parametrize("path", INVALID, ids=_ids(INVALID))
 def test_python_rejects_invalid_fixture(path) -> None:
-    parse_metadata = _python_reader()
-    from rnnx.core.errors import RnnxError
-
     with pytest.raises(RnnxError) as caught:
         parse_metadata(_props(path), source=str(path))
     message = str(caught.value)
