@@ -18,6 +18,17 @@ std::string names_of(const std::vector<const TensorSpec*>& specs) {
 Model::Model(std::string path, Signature signature)
     : path_(std::move(path)), signature_(std::move(signature)) {}
 
+void require_float32(const Signature& signature, const std::string& path) {
+  for (const auto* specs : {&signature.inputs(), &signature.outputs()}) {
+    for (const TensorSpec& spec : *specs) {
+      if (spec.dtype != "float32") {
+        throw Error("'" + path + "': " + (specs == &signature.inputs() ? "input" : "output") +
+                    " '" + spec.name + "' is " + spec.dtype + "; rnnx C++ runs float32 models");
+      }
+    }
+  }
+}
+
 Model::~Model() = default;
 
 TensorMap Model::run(const TensorMap& feeds) {
@@ -45,7 +56,7 @@ TensorMap Model::run(const TensorMap& feeds) {
     }
     if (!zeros_added) with_states = feeds;
     zeros_added = true;
-    with_states.emplace(spec->name, Tensor(spec->shape_for(sizes.batch, 1)));
+    with_states.emplace(spec->name, Tensor(spec->shape_for(sizes.batch(), 1)));
   }
   return run_checked(zeros_added ? with_states : feeds);
 }
@@ -87,8 +98,7 @@ const TensorMap& Stream::step(const Tensor& chunk) {
     throw InputError("this model takes several inputs (" + names_of(data) + "): pass a TensorMap");
   }
   AxisSizes sizes;
-  sizes.batch = batch_;
-  sizes.batch_from = "the stream";
+  sizes.set("batch", batch_, "the stream");
   Signature::validate(*data.front(), chunk.shape, sizes);
   chunk_.assign(1, &chunk);
   step_checked(chunk_, outputs_);
@@ -97,8 +107,7 @@ const TensorMap& Stream::step(const Tensor& chunk) {
 
 const TensorMap& Stream::step(const TensorMap& chunk) {
   AxisSizes sizes;
-  sizes.batch = batch_;
-  sizes.batch_from = "the stream";
+  sizes.set("batch", batch_, "the stream");
   chunk_.clear();
   for (const TensorSpec* spec : signature_.data_inputs()) {
     auto found = chunk.find(spec->name);
@@ -146,8 +155,7 @@ void Stream::set_state(const TensorMap& state) {
                        names_of(signature_.state_inputs()));
     }
     AxisSizes sizes;
-    sizes.batch = batch_;
-    sizes.batch_from = "the stream";
+    sizes.set("batch", batch_, "the stream");
     Signature::validate(*spec, found->second.shape, sizes);
     in.push_back(&found->second);
   }

@@ -63,6 +63,7 @@ std::unique_ptr<OrtModel::Impl> OrtModel::Impl::load(const std::string& path,
   impl->path = path;
   std::map<std::string, std::string> metadata;
   std::vector<std::string> graph_inputs;
+  std::vector<ONNXTensorElementDataType> graph_types;
   try {
     Ort::SessionOptions session_options;
     if (options.intra_op_threads > 0)
@@ -82,16 +83,20 @@ std::unique_ptr<OrtModel::Impl> OrtModel::Impl::load(const std::string& path,
     }
     for (size_t i = 0; i < impl->session.GetInputCount(); ++i) {
       graph_inputs.push_back(impl->session.GetInputNameAllocated(i, allocator).get());
-      auto type = impl->session.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType();
-      if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
-        throw Error("'" + path + "': graph input '" + graph_inputs.back() +
-                    "' is not float32; rnnx C++ runs float32 models");
-      }
+      graph_types.push_back(
+          impl->session.GetInputTypeInfo(i).GetTensorTypeAndShapeInfo().GetElementType());
     }
   } catch (const Ort::Exception& error) {
     throw Error("onnxruntime cannot load '" + path + "': " + first_line(error.what()));
   }
   impl->signature = Signature::from_metadata(metadata, path);
+  require_float32(impl->signature, path);
+  for (size_t i = 0; i < graph_inputs.size(); ++i) {
+    if (graph_types[i] != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+      throw Error("'" + path + "': graph input '" + graph_inputs[i] +
+                  "' is not float32; rnnx C++ runs float32 models");
+    }
+  }
 
   std::vector<std::string> declared;
   for (const TensorSpec& spec : impl->signature.inputs())

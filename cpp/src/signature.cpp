@@ -1,78 +1,119 @@
 #include "rnnx/signature.h"
 
-#include <sstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "rnnx/error.h"
-#include "rnnx/json.h"
 
 namespace rnnx {
 
 namespace {
 
-const char kPrefix[] = "rnnx.";
+using nlohmann::json;
 
-std::vector<std::string> split(const std::string& text, char separator) {
-  std::vector<std::string> parts;
-  if (text.empty()) return parts;
-  std::stringstream stream(text);
-  std::string part;
-  while (std::getline(stream, part, separator))
-    parts.push_back(part);
-  return parts;
+[[noreturn]] void fail(const std::string& source, const std::string& message) {
+  throw Error("'" + source + "': " + message);
 }
 
-const std::string& required(const std::map<std::string, std::string>& metadata,
-                            const std::string& key, const std::string& source) {
-  auto found = metadata.find(kPrefix + key);
-  if (found == metadata.end()) {
-    throw Error("'" + source + "' has no rnnx metadata (key '" + kPrefix + key +
-                "' is missing): export it with rnnx (rnnx export / rnnx.export)");
+// The schema version: a decimal integer string. Anything else, or a version above ours, was
+// written by a newer rnnx; this reader cannot guess what changed.
+int parse_schema(const std::string& text, const std::string& source) {
+  const bool digits = !text.empty() && text.size() <= 9 &&
+                      text.find_first_not_of("0123456789") == std::string::npos;
+  const int schema = digits ? std::stoi(text) : -1;
+  if (!digits || schema > kMetadataSchema) {
+    throw Error("'" + source + "' was written by a newer rnnx (schema " + text +
+                "); this reader supports schema " + std::to_string(kMetadataSchema));
   }
-  return found->second;
+  if (schema < 1) {
+    fail(source, "rnnx.schema '" + text +
+                     "' is not a schema version; this reader supports schema " +
+                     std::to_string(kMetadataSchema));
+  }
+  return schema;
 }
 
-Dim parse_dim(const Json& value, const std::string& tensor, const std::string& source) {
+Dim parse_dim(const json& value, const std::string& where, size_t index,
+              const std::string& source) {
   Dim dim;
-  if (value.is_number()) {
-    dim.size = static_cast<int64_t>(value.as_number());
+  if (value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0)) {
+    const auto size = value.get<uint64_t>();
+    if (size <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      dim.size = static_cast<int64_t>(size);
+      return dim;
+    }
+  } else if (value.is_string() && !value.get<std::string>().empty()) {
+    const std::string& name = value.get_ref<const std::string&>();
+    if (name == "batch") {
+      dim.kind = Dim::Kind::Batch;
+    } else if (name == "time") {
+      dim.kind = Dim::Kind::Time;
+    } else {
+      dim.kind = Dim::Kind::Named;
+      dim.name = name;
+    }
     return dim;
   }
-  if (value.is_string() && value.as_string() == "batch") {
-    dim.kind = Dim::Kind::Batch;
-    return dim;
-  }
-  if (value.is_string() && value.as_string() == "time") {
-    dim.kind = Dim::Kind::Time;
-    return dim;
-  }
-  throw Error("'" + source + "': rnnx.signature gives " + tensor +
-              " a dimension that is neither a size nor \"batch\"/\"time\"");
+  fail(source, "rnnx.signature gives " + where + " dim " + std::to_string(index) + " = " +
+                   value.dump() + ": neither a non-negative integer nor a non-empty axis name");
 }
 
-std::vector<TensorSpec> parse_tensors(const Json& signature, const char* key,
+std::vector<TensorSpec> parse_tensors(const json& signature, const char* key,
                                       const std::string& source) {
-  const Json* list = signature.find(key);
-  if (list == nullptr || !list->is_array()) {
-    throw Error("'" + source + "': rnnx.signature has no '" + key + "' list");
+  auto list = signature.find(key);
+  if (list == signature.end() || !list->is_array()) {
+    fail(source, std::string("rnnx.signature has no '") + key + "' list");
   }
+  if (list->empty()) fail(source, std::string("rnnx.signature lists no ") + key);
+  const std::string kind = std::string(key) == "inputs" ? "input" : "output";
   std::vector<TensorSpec> tensors;
-  for (const Json& item : list->items()) {
-    const Json* name = item.find("name");
-    const Json* dims = item.find("dims");
-    if (name == nullptr || !name->is_string() || dims == nullptr || !dims->is_array()) {
-      throw Error("'" + source + "': rnnx.signature " + key + " entries need a name and dims");
+  std::set<std::string> names;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& item = (*list)[i];
+    const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!item.is_object() || !item.contains("name") || !item["name"].is_string()) {
+      fail(source, "rnnx.signature " + where + " has no string 'name'");
     }
-    const Json* dtype = item.find("dtype");
-    if (dtype != nullptr && dtype->is_string() && dtype->as_string() != "float32") {
-      throw Error("'" + source + "': " + name->as_string() + " is " + dtype->as_string() +
-                  "; rnnx C++ runs float32 models");
+    TensorSpec spec;
+    spec.name = item["name"].get<std::string>();
+    const std::string tensor = kind + " '" + spec.name + "'";
+    if (!names.insert(spec.name).second) {
+      fail(source, "rnnx.signature lists " + kind + " '" + spec.name + "' twice");
     }
-    TensorSpec spec{name->as_string(), {}};
-    for (const Json& dim : dims->items())
-      spec.dims.push_back(parse_dim(dim, spec.name, source));
+    if (!item.contains("dims") || !item["dims"].is_array()) {
+      fail(source, "rnnx.signature " + tensor + " has no 'dims' list");
+    }
+    const json& dims = item["dims"];
+    for (size_t d = 0; d < dims.size(); ++d)
+      spec.dims.push_back(parse_dim(dims[d], tensor, d, source));
+    if (item.contains("dtype")) {
+      if (!item["dtype"].is_string()) {
+        fail(source, "rnnx.signature " + tensor +
+                         " has a dtype that is not a string: " + item["dtype"].dump());
+      }
+      spec.dtype = item["dtype"].get<std::string>();
+    }
     tensors.push_back(std::move(spec));
   }
   return tensors;
+}
+
+std::vector<StatePair> parse_state_pairs(const json& signature, const std::string& source) {
+  std::vector<StatePair> pairs;
+  auto list = signature.find("state_pairs");
+  if (list == signature.end()) return pairs;  // stateless
+  const std::string expected =
+      "rnnx.signature state_pairs must be a list of [output, input] "
+      "name pairs";
+  if (!list->is_array()) fail(source, expected + ", got " + list->dump());
+  for (const json& pair : *list) {
+    if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+      fail(source, expected + ", got " + pair.dump());
+    }
+    pairs.push_back({pair[0].get<std::string>(), pair[1].get<std::string>()});
+  }
+  return pairs;
 }
 
 std::string join_names(const std::vector<TensorSpec>& specs) {
@@ -84,16 +125,22 @@ std::string join_names(const std::vector<TensorSpec>& specs) {
 
 }  // namespace
 
-std::string Dim::to_string() const {
+std::string Dim::axis_name() const {
   switch (kind) {
     case Kind::Batch:
       return "batch";
     case Kind::Time:
       return "time";
+    case Kind::Named:
+      return name;
     case Kind::Fixed:
       break;
   }
-  return std::to_string(size);
+  return "";
+}
+
+std::string Dim::to_string() const {
+  return kind == Kind::Fixed ? std::to_string(size) : axis_name();
 }
 
 std::string TensorSpec::describe() const {
@@ -110,10 +157,21 @@ int TensorSpec::axis(Dim::Kind kind) const {
   return -1;
 }
 
+int TensorSpec::axis(const std::string& axis_name) const {
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i].symbolic() && dims[i].axis_name() == axis_name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 Shape TensorSpec::shape_for(int64_t batch, int64_t time) const {
   Shape shape;
   shape.reserve(dims.size());
   for (const Dim& dim : dims) {
+    if (dim.kind == Dim::Kind::Named) {
+      throw Error(describe() + " has a named axis '" + dim.name +
+                  "' whose size is not known from batch and time");
+    }
     shape.push_back(dim.kind == Dim::Kind::Batch  ? batch
                     : dim.kind == Dim::Kind::Time ? time
                                                   : dim.size);
@@ -121,8 +179,24 @@ Shape TensorSpec::shape_for(int64_t batch, int64_t time) const {
   return shape;
 }
 
+int64_t AxisSizes::size(const std::string& axis) const {
+  auto found = seen_.find(axis);
+  return found == seen_.end() ? -1 : found->second.size;
+}
+
+const std::string& AxisSizes::from(const std::string& axis) const {
+  static const std::string none;
+  auto found = seen_.find(axis);
+  return found == seen_.end() ? none : found->second.from;
+}
+
+void AxisSizes::set(const std::string& axis, int64_t size, std::string from) {
+  seen_[axis] = Seen{size, std::move(from)};
+}
+
 Signature::Signature(const Signature& other)
-    : inputs_(other.inputs_),
+    : schema_(other.schema_),
+      inputs_(other.inputs_),
       outputs_(other.outputs_),
       state_pairs_(other.state_pairs_),
       streamable_(other.streamable_),
@@ -132,6 +206,7 @@ Signature::Signature(const Signature& other)
 
 Signature& Signature::operator=(const Signature& other) {
   if (this != &other) {
+    schema_ = other.schema_;
     inputs_ = other.inputs_;
     outputs_ = other.outputs_;
     state_pairs_ = other.state_pairs_;
@@ -144,57 +219,56 @@ Signature& Signature::operator=(const Signature& other) {
 
 Signature Signature::from_metadata(const std::map<std::string, std::string>& metadata,
                                    const std::string& source) {
+  // Artifact contract v1: rnnx.schema, rnnx.version and rnnx.signature (the single source of
+  // names, dims, dtypes, state pairs and streamability). rnnx.spec is not needed here.
+  auto text = metadata.find("rnnx.signature");
+  if (text == metadata.end()) {
+    throw Error("'" + source +
+                "' has no rnnx metadata (no rnnx.signature key): export it with rnnx "
+                "(rnnx export / rnnx.export)");
+  }
+  auto schema = metadata.find("rnnx.schema");
+  if (schema == metadata.end()) {
+    throw Error("'" + source +
+                "' was written by an older rnnx (no rnnx.schema key): re-export it with this "
+                "rnnx");
+  }
   Signature signature;
-  const std::string& names_in = required(metadata, "inputs", source);
-  const std::string& names_out = required(metadata, "outputs", source);
-  const std::string& pairs = required(metadata, "state_pairs", source);
-  const std::string& streamable = required(metadata, "streamable", source);
-  const Json json =
-      Json::parse(required(metadata, "signature", source), source + ": rnnx.signature");
-  auto version = metadata.find(std::string(kPrefix) + "version");
+  signature.schema_ = parse_schema(schema->second, source);
+  auto version = metadata.find("rnnx.version");
   signature.version_ = version == metadata.end() ? "" : version->second;
 
-  signature.inputs_ = parse_tensors(json, "inputs", source);
-  signature.outputs_ = parse_tensors(json, "outputs", source);
-  // The flat keys and the JSON signature are written together; disagreement means a damaged or
-  // hand-edited file, which must not run with guessed names.
-  if (join_names(signature.inputs_) != names_in || join_names(signature.outputs_) != names_out) {
-    throw Error("'" + source + "': rnnx.inputs/rnnx.outputs disagree with rnnx.signature");
+  json parsed;
+  try {
+    parsed = json::parse(text->second);
+  } catch (const json::parse_error& error) {
+    fail(source, "rnnx.signature is not valid JSON (at byte " + std::to_string(error.byte) + ")");
   }
-  if (signature.inputs_.empty() || signature.outputs_.empty()) {
-    throw Error("'" + source + "': rnnx metadata lists no inputs or no outputs");
-  }
-  for (const std::string& pair : split(pairs, ',')) {
-    size_t colon = pair.find(':');
-    if (colon == std::string::npos) {
-      throw Error("'" + source + "': malformed rnnx.state_pairs entry '" + pair + "'");
+  if (!parsed.is_object()) fail(source, "rnnx.signature is not a JSON object");
+  signature.inputs_ = parse_tensors(parsed, "inputs", source);
+  signature.outputs_ = parse_tensors(parsed, "outputs", source);
+  signature.state_pairs_ = parse_state_pairs(parsed, source);
+  auto streamable = parsed.find("streamable");
+  if (streamable != parsed.end()) {
+    if (!streamable->is_boolean()) {
+      fail(source, "rnnx.signature 'streamable' is not true or false: " + streamable->dump());
     }
-    signature.state_pairs_.push_back({pair.substr(0, colon), pair.substr(colon + 1)});
+    signature.streamable_ = streamable->get<bool>();
   }
-  signature.streamable_ = streamable == "1";
   signature.index();
 
   for (const StatePair& pair : signature.state_pairs_) {
-    if (!signature.has_input(pair.input)) {
-      throw Error("'" + source + "': state pair " + pair.output + ":" + pair.input +
-                  " names an unknown input");
-    }
-    bool known_output = false;
-    for (const TensorSpec& spec : signature.outputs_)
-      known_output |= spec.name == pair.output;
-    if (!known_output) {
-      throw Error("'" + source + "': state pair " + pair.output + ":" + pair.input +
-                  " names an unknown output");
-    }
+    const std::string named = "state pair [" + pair.output + ", " + pair.input + "] names ";
+    if (!signature.has_output(pair.output)) fail(source, named + "an unknown output");
+    if (!signature.has_input(pair.input)) fail(source, named + "an unknown input");
     const TensorSpec& state = signature.input(pair.input);
     if (state.axis(Dim::Kind::Time) >= 0 || state.axis(Dim::Kind::Batch) < 0) {
-      throw Error("'" + source + "': state " + state.describe() +
-                  " must have a batch axis and no time axis");
+      fail(source, "state " + state.describe() + " must have a batch axis and no time axis");
     }
   }
   for (const TensorSpec* spec : signature.data_inputs_) {
     if (spec->axis(Dim::Kind::Batch) < 0) {
-      throw Error("'" + source + "': input " + spec->describe() + " has no batch axis");
+      fail(source, "input " + spec->describe() + " has no batch axis");
     }
   }
   return signature;
@@ -239,6 +313,13 @@ bool Signature::has_input(const std::string& name) const {
   return false;
 }
 
+bool Signature::has_output(const std::string& name) const {
+  for (const TensorSpec& spec : outputs_) {
+    if (spec.name == name) return true;
+  }
+  return false;
+}
+
 bool Signature::is_state_input(const std::string& name) const {
   for (const StatePair& pair : state_pairs_) {
     if (pair.input == name) return true;
@@ -269,18 +350,17 @@ void Signature::validate(const TensorSpec& spec, const Shape& shape, AxisSizes& 
       }
       continue;
     }
+    const std::string axis_name = dim.axis_name();
     if (size < 1) {
-      throw InputError("input '" + spec.name + "' has an empty " + dim.to_string() + " axis");
+      throw InputError("input '" + spec.name + "' has an empty " + axis_name + " axis");
     }
-    int64_t& seen = dim.kind == Dim::Kind::Batch ? sizes.batch : sizes.time;
-    std::string& from = dim.kind == Dim::Kind::Batch ? sizes.batch_from : sizes.time_from;
+    const int64_t seen = sizes.size(axis_name);
     if (seen < 0) {
-      seen = size;
-      from = "'" + spec.name + "'";
+      sizes.set(axis_name, size, "'" + spec.name + "'");
     } else if (seen != size) {
-      throw InputError("input '" + spec.name + "' has " + dim.to_string() + " size " +
-                       std::to_string(size) + " but " + from + " has " + dim.to_string() +
-                       " size " + std::to_string(seen));
+      throw InputError("input '" + spec.name + "' has " + axis_name + " size " +
+                       std::to_string(size) + " but " + sizes.from(axis_name) + " has " +
+                       axis_name + " size " + std::to_string(seen));
     }
   }
 }

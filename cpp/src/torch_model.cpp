@@ -9,16 +9,18 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "rnnx/error.h"
-#include "rnnx/json.h"
 
 namespace rnnx {
 
 namespace {
 
-// The TorchScript extra file rnnx writes its metadata to (rnnx/exporter/torchscript_export.py).
-const char kMetadataFile[] = "rnnx.json";
+// The TorchScript extra file rnnx writes its metadata to (artifact contract v1), and the one
+// rnnx wrote before it (recognised only to ask for a re-export).
+const char kMetadataFile[] = "rnnx_metadata.json";
+const char kOldMetadataFile[] = "rnnx.json";
 
 std::string first_line(const std::string& text) {
   return text.substr(0, text.find('\n'));
@@ -107,7 +109,7 @@ std::unique_ptr<TorchModel::Impl> TorchModel::Impl::load(const std::string& path
   impl->device = parse_device(options.device);
   if (options.threads > 0) at::set_num_threads(options.threads);
   if (!options.onednn) at::globalContext().setUserEnabledMkldnn(false);
-  torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+  torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}, {kOldMetadataFile, ""}};
   try {
     impl->module = torch::jit::load(path, impl->device, extra);
   } catch (const c10::Error& error) {
@@ -118,17 +120,28 @@ std::unique_ptr<TorchModel::Impl> TorchModel::Impl::load(const std::string& path
   }
   impl->module.eval();
   const std::string& text = extra[kMetadataFile];
+  if (text.empty() && !extra[kOldMetadataFile].empty()) {
+    throw Error("'" + path + "' was written by an older rnnx (" + kOldMetadataFile +
+                " extra file, no " + kMetadataFile + "): re-export it with this rnnx");
+  }
   if (text.empty()) {
     throw Error("'" + path + "' has no rnnx metadata (no " + kMetadataFile +
                 " extra file): export it with rnnx (rnnx export / rnnx.export)");
   }
-  const Json json = Json::parse(text, path + ": " + kMetadataFile);
-  if (!json.is_object()) throw Error("'" + path + "': " + kMetadataFile + " is not a JSON object");
+  // A JSON object of metadata key -> string value: the same pairs as ONNX metadata_props.
+  const nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!json.is_object()) {
+    throw Error("'" + path + "': its " + kMetadataFile + " extra file is not a JSON object");
+  }
   std::map<std::string, std::string> metadata;
-  for (size_t i = 0; i < json.keys().size(); ++i) {
-    if (json.values()[i].is_string()) metadata[json.keys()[i]] = json.values()[i].as_string();
+  for (const auto& [key, value] : json.items()) {
+    if (!value.is_string()) {
+      throw Error("'" + path + "': " + kMetadataFile + " key '" + key + "' is not a string");
+    }
+    metadata[key] = value.get<std::string>();
   }
   impl->signature = Signature::from_metadata(metadata, path);
+  require_float32(impl->signature, path);
   return impl;
 }
 

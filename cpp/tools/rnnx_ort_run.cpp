@@ -5,7 +5,7 @@
 int main(int argc, char** argv) {
   rnnx::tools::Backend backend;
   backend.program = "rnnx-ort-run";
-  backend.artifact = "model.onnx";
+  backend.format = "onnx";
   backend.summary = "Run an rnnx ONNX export with ONNX Runtime (CPU).";
   backend.open = [](const std::string& path, const rnnx::tools::RunnerOptions& options) {
     rnnx::OrtOptions ort;

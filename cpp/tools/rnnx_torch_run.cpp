@@ -5,7 +5,7 @@
 int main(int argc, char** argv) {
   rnnx::tools::Backend backend;
   backend.program = "rnnx-torch-run";
-  backend.artifact = "model.torchscript.pt";
+  backend.format = "torchscript";
   backend.summary = "Run an rnnx TorchScript export with libtorch.";
   backend.torch_options = true;
   backend.open = [](const std::string& path, const rnnx::tools::RunnerOptions& options) {

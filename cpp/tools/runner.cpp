@@ -2,7 +2,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "rnnx/error.h"
 #include "rnnx/latency.h"
@@ -17,15 +20,17 @@ namespace fs = std::filesystem;
 void print_usage(const Backend& backend, std::ostream& out) {
   out << "usage: " << backend.program << " MODEL INPUT.npy [options]\n"
       << backend.summary << "\n\n"
-      << "  MODEL                  the model file, or an rnnx export directory (uses its "
-      << backend.artifact << ")\n"
+      << "  MODEL                  the model file, or an rnnx export directory (runs the "
+      << backend.format << " artifact its rnnx.json lists)\n"
       << "  INPUT.npy              the data input: float32, C order\n"
       << "  --state NAME=FILE.npy  an initial state (h0, c0); states not given start at zero\n"
       << "  --chunk N              stream N time steps at a time, carrying the states\n"
       << "  --output-dir DIR       write <output name>.npy for every output, final states "
          "included\n"
       << "  --bench N              time N calls (with --chunk: N steps) and print p50/p90/p99 "
-         "latency in microseconds\n"
+         "latency in microseconds;\n"
+      << "                         the last line of stdout is then one JSON object, "
+         "{\"bench\": {...}}\n"
       << "  --warmup N             untimed calls before --bench (default 10)\n"
       << "  --threads N            intra-op threads (default: the backend's default)\n";
   if (backend.torch_options) {
@@ -110,14 +115,71 @@ bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOption
   return true;
 }
 
+// The export directory's manifest, rnnx.json: {"schema": 1, "artifacts": {"onnx": "model.onnx",
+// ...}, ...}. Returns the path of the backend's format's file inside the directory.
+std::string artifact_from_manifest(const std::string& directory, const Backend& backend) {
+  const fs::path manifest_path = fs::path(directory) / "rnnx.json";
+  const std::string manifest_name = manifest_path.string();
+  std::ifstream file(manifest_path, std::ios::binary);
+  if (!file) {
+    throw Error("export directory '" + directory +
+                "' has no rnnx.json manifest: export it with rnnx, or pass the model file");
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  const nlohmann::json manifest = nlohmann::json::parse(text.str(), nullptr, false);
+  if (!manifest.is_object()) throw Error("'" + manifest_name + "' is not a JSON object");
+  auto schema = manifest.find("schema");
+  if (schema == manifest.end()) {
+    throw Error("'" + manifest_name +
+                "' was written by an older rnnx (no schema): re-export it with this rnnx");
+  }
+  if (!schema->is_number_integer() || schema->get<int64_t>() != kMetadataSchema) {
+    if (schema->is_number_integer() && schema->get<int64_t>() < kMetadataSchema) {
+      throw Error("'" + manifest_name + "': schema " + schema->dump() +
+                  " is not a schema version; this runner supports schema " +
+                  std::to_string(kMetadataSchema));
+    }
+    throw Error("'" + manifest_name + "' was written by a newer rnnx (schema " + schema->dump() +
+                "); this runner supports schema " + std::to_string(kMetadataSchema));
+  }
+  auto artifacts = manifest.find("artifacts");
+  if (artifacts != manifest.end() && !artifacts->is_object()) {
+    throw Error("'" + manifest_name + "': 'artifacts' is not an object of format -> file name");
+  }
+  if (artifacts == manifest.end() || !artifacts->contains(backend.format)) {
+    throw Error("export directory '" + directory + "' has no " + backend.format +
+                " artifact (export with --format " + backend.format + ")");
+  }
+  const nlohmann::json& entry = (*artifacts)[backend.format];
+  if (!entry.is_string() || entry.get<std::string>().empty()) {
+    throw Error("'" + manifest_name + "': artifacts." + backend.format +
+                " is not a file name: " + entry.dump());
+  }
+  // A plain relative path inside the directory: the manifest must not point the runner
+  // anywhere else.
+  const fs::path relative(entry.get<std::string>());
+  bool escapes =
+      relative.is_absolute() || relative.has_root_name() || relative.has_root_directory();
+  for (const fs::path& part : relative)
+    escapes |= part == "..";
+  if (escapes) {
+    throw Error("'" + manifest_name + "': artifacts." + backend.format + " '" + relative.string() +
+                "' is not a relative path inside the export directory");
+  }
+  const fs::path path = fs::path(directory) / relative;
+  std::error_code ignored;
+  if (!fs::is_regular_file(path, ignored)) {
+    throw Error("export directory '" + directory + "' lists " + backend.format + " artifact '" +
+                relative.string() + "' but it is missing");
+  }
+  return path.string();
+}
+
 std::string resolve_model(const std::string& path, const Backend& backend) {
   std::error_code ignored;
   if (!fs::is_directory(path, ignored)) return path;
-  const fs::path file = fs::path(path) / backend.artifact;
-  if (!fs::exists(file, ignored)) {
-    throw Error("export directory '" + path + "' has no " + backend.artifact);
-  }
-  return file.string();
+  return artifact_from_manifest(path, backend);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -168,6 +230,16 @@ Run run_stream(Model& model, const TensorSpec& input_spec, const Tensor& input,
   return run;
 }
 
+// The machine-readable twin of the human bench line: the last line of stdout, one JSON object.
+void print_bench_json(const LatencySummary& summary, int64_t chunk) {
+  nlohmann::ordered_json stats = {{"calls", summary.calls},   {"chunk", nullptr},
+                                  {"p50_us", summary.p50_us}, {"p90_us", summary.p90_us},
+                                  {"p99_us", summary.p99_us}, {"mean_us", summary.mean_us},
+                                  {"min_us", summary.min_us}, {"max_us", summary.max_us}};
+  if (chunk > 0) stats["chunk"] = chunk;
+  std::cout << nlohmann::ordered_json{{"bench", stats}}.dump() << "\n";
+}
+
 void bench_whole(Model& model, const TensorMap& feeds, const RunnerOptions& options) {
   for (int i = 0; i < options.warmup; ++i)
     model.run(feeds);
@@ -178,9 +250,10 @@ void bench_whole(Model& model, const TensorMap& feeds, const RunnerOptions& opti
     model.run(feeds);
     latencies.push_back(microseconds_since(start));
   }
-  std::cout << "bench: " << options.bench
-            << " whole-sequence calls: " << summarize_latency(std::move(latencies)).to_string()
+  const LatencySummary summary = summarize_latency(std::move(latencies));
+  std::cout << "bench: " << options.bench << " whole-sequence calls: " << summary.to_string()
             << "\n";
+  print_bench_json(summary, 0);
 }
 
 void bench_stream(Model& model, const TensorSpec& input_spec, const Tensor& input,
@@ -204,8 +277,10 @@ void bench_stream(Model& model, const TensorSpec& input_spec, const Tensor& inpu
     stream->step(piece);
     latencies.push_back(microseconds_since(start));
   }
+  const LatencySummary summary = summarize_latency(std::move(latencies));
   std::cout << "bench: " << options.bench << " stream steps of chunk " << options.chunk << ": "
-            << summarize_latency(std::move(latencies)).to_string() << "\n";
+            << summary.to_string() << "\n";
+  print_bench_json(summary, options.chunk);
 }
 
 void run_command(const RunnerOptions& options, const Backend& backend) {

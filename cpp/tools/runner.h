@@ -1,6 +1,7 @@
 // The command-line runner shared by rnnx-ort-run and rnnx-torch-run: read an input .npy, run the
 // whole sequence or stream it --chunk N steps at a time, write every output as <name>.npy, and
-// optionally time N calls (--bench N). Each backend's main() only says how to open a model.
+// optionally time N calls (--bench N). Each backend's main() only says how to open a model and
+// which format it runs; an export directory's manifest (rnnx.json) names that format's file.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +30,7 @@ struct RunnerOptions {
 
 struct Backend {
   std::string program;         // rnnx-ort-run
-  std::string artifact;        // the file inside an export directory: model.onnx
+  std::string format;          // its artifact in an export directory's manifest: "onnx"
   std::string summary;         // one line for --help
   bool torch_options = false;  // accepts --device and --no-onednn
   std::function<std::unique_ptr<Model>(const std::string& path, const RunnerOptions&)> open;

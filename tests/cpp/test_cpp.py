@@ -7,6 +7,7 @@ fails the tests.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,6 @@ import torch
 from torch import nn
 
 import rnnx
-from rnnx.exporter.api import ExportOptions, export
 
 
 def _have_compiler() -> bool:
@@ -43,6 +43,7 @@ MODELS = {
 }
 STREAMABLE = [name for name, (_, streamable) in MODELS.items() if streamable]
 BACKENDS = ("onnxruntime", "torchscript")
+FORMATS = {"onnxruntime": "onnx", "torchscript": "torchscript"}  # the artifact each runner runs
 # Same onnxruntime library on both sides: equal up to float noise. libtorch and Python torch share
 # one library too, but threading may reorder sums.
 TOLERANCE = {"onnxruntime": 1e-6, "torchscript": 1e-5}
@@ -50,11 +51,16 @@ STREAM_TOLERANCE = 1e-5
 BATCH, TIME = 2, 10  # TIME = 10 leaves a partial last chunk for chunk sizes 3 and 7
 
 
+def export(module: nn.Module, directory: Path, **options: object) -> None:
+    rnnx.export(module, directory, rnnx.ExportOptions(verify=False, **options))
+
+
 @pytest.fixture(scope="session")
 def runners() -> dict[str, Path]:
     from rnnx.cpp_build import build
 
-    return build()
+    # By backend: build() names them by runtime (cpp-onnxruntime, or onnxruntime before).
+    return {name.removeprefix("cpp-"): path for name, path in build().items()}
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +70,7 @@ def exported(tmp_path_factory) -> dict[str, tuple[nn.Module, Path]]:
     result = {}
     for name, (make, _) in MODELS.items():
         module = make().eval()
-        export(module, root / name, ExportOptions(verify=False))
+        export(module, root / name)
         result[name] = (module, root / name)
     return result
 
@@ -195,7 +201,7 @@ def test_bidirectional_refuses_to_stream(runners, exported, tmp_path, backend) -
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_stateless_export(runners, tmp_path, backend) -> None:
     module = nn.GRU(4, 5).eval()
-    export(module, tmp_path / "m", ExportOptions(verify=False, stateless=True))
+    export(module, tmp_path / "m", stateless=True)
     x = data_input(module)
     expected = rnnx.load(tmp_path / "m", backend).run({"input": x})
     assert_close(run_cpp(runners[backend], tmp_path / "m", x, tmp_path), expected, 1e-5)
@@ -223,6 +229,57 @@ def _torchscript_without_metadata(path: Path) -> None:
     torch.jit.save(traced, str(path))
 
 
+METADATA_FIXTURES = Path(__file__).resolve().parent.parent / "data" / "metadata"
+
+
+def _with_metadata(path: Path, backend: str, props: dict[str, str], extra_file: str) -> None:
+    """Stores `props` in the artifact at `path` the way rnnx does (ONNX metadata_props, or a
+    TorchScript extra file named `extra_file`)."""
+    if backend == "onnxruntime":
+        import onnx
+
+        model = onnx.load(path)
+        del model.metadata_props[:]
+        for key, value in props.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, path)
+    else:
+        module = torch.jit.load(str(path))
+        torch.jit.save(module, str(path), _extra_files={extra_file: json.dumps(props)})
+
+
+class _ToFloat(nn.Module):
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens.float()
+
+
+def _int64_model(path: Path, backend: str) -> None:
+    """A valid contract-v1 model whose input is int64 token ids: C++ runs float32 only."""
+    signature = {
+        "inputs": [{"name": "tokens", "dims": ["batch", "time"], "dtype": "int64", "high": 10}],
+        "outputs": [{"name": "output", "dims": ["batch", "time"], "dtype": "float32"}],
+    }
+    props = {"rnnx.schema": "1", "rnnx.version": rnnx.__version__,
+             "rnnx.signature": json.dumps(signature)}  # fmt: skip
+    if backend == "onnxruntime":
+        import onnx
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("Cast", ["tokens"], ["output"], to=TensorProto.FLOAT)],
+            "tokens",
+            [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "time"])],
+            [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", "time"])],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, path)
+    else:
+        traced = torch.jit.trace(_ToFloat(), torch.zeros(1, 3, dtype=torch.int64))
+        torch.jit.save(traced, str(path))
+    _with_metadata(path, backend, props, "rnnx_metadata.json")
+
+
 def _bad_case(case: str, backend: str, directory: Path, tmp: Path) -> tuple[list, list[str]]:
     """The runner arguments for one bad-input case, and fragments its error must contain."""
     good = tmp / "good.npy"
@@ -237,6 +294,19 @@ def _bad_case(case: str, backend: str, directory: Path, tmp: Path) -> tuple[list
         else:
             _torchscript_without_metadata(plain)
         return [plain, good], ["plain", "no rnnx metadata"]
+    if case == "old rnnx metadata":  # flat keys, no rnnx.schema; TorchScript: rnnx.json
+        old = tmp / f"old{suffix}"
+        if backend == "onnxruntime":
+            _onnx_without_metadata(old)
+        else:
+            _torchscript_without_metadata(old)
+        props = json.loads((METADATA_FIXTURES / "invalid" / "missing_schema.json").read_text())
+        _with_metadata(old, backend, props, "rnnx.json")
+        return [old, good], [f"old{suffix}", "older rnnx", "re-export"]
+    if case == "int64 input":
+        tokens = tmp / f"tokens{suffix}"
+        _int64_model(tokens, backend)
+        return [tokens, good], [f"tokens{suffix}", "'tokens' is int64", "float32"]
     if case == "missing input file":
         return [directory, tmp / "absent.npy"], ["absent.npy"]
     bad = tmp / "bad.npy"
@@ -259,6 +329,8 @@ def _bad_case(case: str, backend: str, directory: Path, tmp: Path) -> tuple[list
 BAD_CASES = [
     "missing model",
     "no rnnx metadata",
+    "old rnnx metadata",
+    "int64 input",
     "missing input file",
     "wrong feature size",
     "rank 2",
@@ -271,22 +343,110 @@ BAD_CASES = [
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_bad_inputs_give_one_line_errors(runners, tmp_path, backend, case) -> None:
     directory = tmp_path / "lstm"  # time-major, 4 features, 2 layers of 6
-    if case not in ("missing model", "no rnnx metadata"):
-        export(nn.LSTM(4, 6, num_layers=2).eval(), directory, ExportOptions(verify=False))
+    if case not in ("missing model", "no rnnx metadata", "old rnnx metadata", "int64 input"):
+        export(nn.LSTM(4, 6, num_layers=2).eval(), directory)
     args, fragments = _bad_case(case, backend, directory, tmp_path)
     assert_one_line_error(cpp(runners[backend], *args), *fragments)
 
 
+@pytest.mark.parametrize("chunk", [1, None])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_bench_prints_latency_percentiles(runners, exported, tmp_path, backend) -> None:
+def test_bench_prints_latency_percentiles(runners, exported, tmp_path, backend, chunk) -> None:
     module, directory = exported["lstm2_batch_first"]
     np.save(tmp_path / "x.npy", data_input(module))
-    result = cpp(runners[backend], directory, tmp_path / "x.npy", "--bench", 20, "--chunk", 1)
+    args = ["--bench", 20, *(["--chunk", chunk] if chunk else [])]
+    result = cpp(runners[backend], directory, tmp_path / "x.npy", *args)
     assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith("bench:"))
-    assert "20 stream steps of chunk 1" in line
+    lines = result.stdout.splitlines()
+    human = next(line for line in lines if line.startswith("bench:"))
+    assert ("20 stream steps of chunk 1" if chunk else "20 whole-sequence calls") in human
     for label in ("p50", "p90", "p99"):
-        assert re.search(rf"{label} \d+(\.\d+)? us", line), line
+        assert re.search(rf"{label} \d+(\.\d+)? us", human), human
+    # The last line of stdout is the machine-readable summary (what `rnnx bench` parses).
+    bench = json.loads(lines[-1])["bench"]
+    assert bench["calls"] == 20 and bench["chunk"] == chunk
+    assert 0 < bench["min_us"] <= bench["p50_us"] <= bench["p90_us"] <= bench["p99_us"]
+    assert bench["p99_us"] <= bench["max_us"] and bench["min_us"] <= bench["mean_us"]
+    assert f"p50 {bench['p50_us']:.1f} us" in human
+
+
+def _copy_export(directory: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "export"
+    shutil.copytree(directory, copy)
+    return copy
+
+
+def _edit_manifest(directory: Path, edit) -> None:
+    manifest = json.loads((directory / "rnnx.json").read_text())
+    edit(manifest)
+    (directory / "rnnx.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runner_takes_its_artifact_from_the_manifest(runners, exported, tmp_path, backend):
+    module, directory = exported["gru"]
+    x = data_input(module)
+    expected = run_cpp(runners[backend], directory, x, tmp_path / "original")
+    copy = _copy_export(directory, tmp_path)
+    fmt = FORMATS[backend]
+    manifest = json.loads((copy / "rnnx.json").read_text())
+    (copy / "nested").mkdir()
+    (copy / manifest["artifacts"][fmt]).rename(copy / "nested" / "renamed.bin")
+    _edit_manifest(copy, lambda m: m["artifacts"].update({fmt: "nested/renamed.bin"}))
+    assert_close(run_cpp(runners[backend], copy, x, tmp_path / "renamed"), expected, 0)
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute", "nested parent"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runner_refuses_artifact_outside_the_directory(
+    runners, exported, tmp_path, backend, where
+) -> None:
+    module, directory = exported["gru"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    copy, fmt = _copy_export(directory, tmp_path), FORMATS[backend]
+    name = json.loads((copy / "rnnx.json").read_text())["artifacts"][fmt]
+    (tmp_path / "outside").mkdir()
+    shutil.copy(copy / name, tmp_path / "outside" / name)  # it exists: refused for its path
+    target = {
+        "parent": f"../outside/{name}",
+        "absolute": str(tmp_path / "outside" / name),
+        "nested parent": f"sub/../../outside/{name}",
+    }[where]
+    _edit_manifest(copy, lambda m: m["artifacts"].update({fmt: target}))
+    result = cpp(runners[backend], copy, tmp_path / "x.npy")
+    assert_one_line_error(result, "rnnx.json", target, "not a relative path inside")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runner_refuses_manifest_without_schema(runners, exported, tmp_path, backend) -> None:
+    module, directory = exported["gru"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    copy = _copy_export(directory, tmp_path)
+    _edit_manifest(copy, lambda m: m.pop("schema", None))
+    result = cpp(runners[backend], copy, tmp_path / "x.npy")
+    assert_one_line_error(result, "rnnx.json", "older rnnx", "re-export")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runner_refuses_newer_manifest(runners, exported, tmp_path, backend) -> None:
+    module, directory = exported["gru"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    copy = _copy_export(directory, tmp_path)
+    _edit_manifest(copy, lambda m: m.update(schema=2))
+    result = cpp(runners[backend], copy, tmp_path / "x.npy")
+    assert_one_line_error(result, "rnnx.json", "newer rnnx (schema 2)", "supports schema 1")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runner_needs_its_format_in_the_manifest(runners, exported, tmp_path, backend) -> None:
+    module, directory = exported["gru"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    copy, fmt = _copy_export(directory, tmp_path), FORMATS[backend]
+    _edit_manifest(copy, lambda m: m["artifacts"].pop(fmt))
+    result = cpp(runners[backend], copy, tmp_path / "x.npy")
+    assert_one_line_error(
+        result, f"export directory '{copy}' has no {fmt} artifact (export with --format {fmt})"
+    )
 
 
 def test_stream_example_runs(runners, exported) -> None:
@@ -299,18 +459,16 @@ def test_stream_example_runs(runners, exported) -> None:
 def test_build_again_is_incremental(runners) -> None:
     from rnnx.cpp_build import build
 
-    assert build() == runners  # nothing to rebuild: same executables
+    assert sorted(build().values()) == sorted(runners.values())  # nothing to rebuild
 
 
 def test_cpp_runners_are_rows_of_rnnx_bench(runners, tmp_path) -> None:
     """`rnnx bench` puts the C++ runners next to the Python runtimes, with a ratio to eager."""
-    from rnnx.bench import BenchOptions, bench
-
     layer = nn.LSTM(4, 6).eval()
-    export(layer, tmp_path / "lstm", ExportOptions(verify=False))
-    options = BenchOptions(runtimes=("eager", "cpp-onnxruntime", "cpp-torchscript"),
+    export(layer, tmp_path / "lstm")
+    options = rnnx.BenchOptions(runtimes=("eager", "cpp-onnxruntime", "cpp-torchscript"),
                            times=(6,), chunks=(1, 3), repeats=5)  # fmt: skip
-    rows = bench(tmp_path / "lstm", options, reference=layer)
+    rows = rnnx.bench(tmp_path / "lstm", options, reference=layer)
     cpp_rows = [r for r in rows if r.runtime.startswith("cpp-")]
     assert {(r.runtime, r.chunk) for r in cpp_rows} == {
         (runtime, chunk) for runtime in ("cpp-onnxruntime", "cpp-torchscript") for chunk in (1, 3)

@@ -15,6 +15,11 @@ namespace rnnx {
 
 class Stream;
 
+// Throws Error naming `path` when an input or output of `signature` is not float32: the metadata
+// may describe any dtype (token ids, lengths), but the C++ backends run float32 models only.
+// The model loaders call it right after reading the signature.
+void require_float32(const Signature& signature, const std::string& path);
+
 class Model {
  public:
   virtual ~Model();

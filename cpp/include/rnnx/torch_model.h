@@ -1,6 +1,6 @@
 // An rnnx TorchScript export run with libtorch (torch::jit::load). The rnnx metadata travels in
-// the archive's rnnx.json extra file. libtorch headers stay out of this header, so code using
-// TorchModel compiles quickly and in C++17.
+// the archive's rnnx_metadata.json extra file. libtorch headers stay out of this header, so code
+// using TorchModel compiles quickly and in C++17.
 #pragma once
 
 #include <memory>
@@ -21,7 +21,7 @@ struct TorchOptions {
 
 class TorchModel : public Model {
  public:
-  // Throws Error when the file is missing, libtorch cannot load it, or it has no rnnx.json.
+  // Throws Error when the file is missing, libtorch cannot load it, or it has no rnnx metadata.
   explicit TorchModel(const std::string& path, const TorchOptions& options = {});
   ~TorchModel() override;
 
