@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import rnnx
-from rnnx.exporter.api import ExportOptions, export
+from rnnx.pipeline import ExportOptions, export
 
 
 def _have_compiler() -> bool:
