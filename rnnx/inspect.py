@@ -332,8 +332,8 @@ def _value_info(value: Any) -> dict[str, Any]:
 
 def is_torchscript(path: Path) -> bool:
     """A TorchScript archive: a zip with code/ and constants.pkl (torch.save files have
-    neither)."""
-    if not path.is_file() or not zipfile.is_zipfile(path):
+    neither). A .pt2 package is also a zip: it is left for a reader of its own."""
+    if not path.is_file() or path.suffix == ".pt2" or not zipfile.is_zipfile(path):
         return False
     try:
         with zipfile.ZipFile(path) as archive:
