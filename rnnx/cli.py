@@ -453,6 +453,20 @@ def doctor(checkpoint: Path, load_options: Any) -> None:
     click.echo(f"no export hazards found in {checkpoint}")
 
 
+@main.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+def inspect_command(path: Path, as_json: bool) -> None:
+    """Show what PATH holds: an export directory, an ONNX file or an rnnx TorchScript file."""
+    from rnnx.inspect import format_text, inspect
+
+    inspection = inspect(path)
+    if as_json:
+        click.echo(json.dumps(inspection.to_dict(), indent=2))
+    else:
+        click.echo(format_text(inspection))
+
+
 def _print_report(report: Any) -> None:
     reduced = "".join(
         f"; {name} models: atol {atol:g}, rtol {rtol:g}"
