@@ -61,9 +61,6 @@ CORPUS = [
     Row(
         "word_language_model",
         "exports",
-        today="tuple-state: forward(input, hidden) with hidden=(h, c) is not flattened into "
-        "graph inputs; rnnx crashes (not an RnnxError) in model_io._guess_dims: "
-        "AttributeError: 'tuple' object has no attribute 'dim'",
     ),
     Row(
         "crnn",
