@@ -64,22 +64,42 @@ def main() -> None:
     """Export PyTorch RNN/LSTM/GRU models to ONNX and TorchScript, verified against eager."""
 
 
-def _tolerance_options(command: Any) -> Any:
-    command = click.option(
-        "--atol",
-        type=float,
-        default=VerifyOptions.atol,
-        show_default=True,
-        help="Absolute tolerance for verification.",
-    )(command)
-    command = click.option(
-        "--rtol",
-        type=float,
-        default=VerifyOptions.rtol,
-        show_default=True,
-        help="Relative tolerance for verification.",
-    )(command)
-    return command
+def _verify_options(command: Any) -> Any:
+    """--atol, --rtol and --verify-sizes, handed to the command as one VerifyOptions."""
+
+    @functools.wraps(command)
+    def with_verify_options(
+        *args: Any, atol: float, rtol: float, verify_sizes: str | None, **kwargs: Any
+    ) -> Any:
+        sizes = _size_pairs(verify_sizes) if verify_sizes else VerifyOptions.sizes
+        options = VerifyOptions(atol=atol, rtol=rtol, sizes=sizes)
+        return command(*args, verify_options=options, **kwargs)
+
+    default_sizes = ",".join(f"{b}x{t}" for b, t in VerifyOptions.sizes)
+    options = [
+        click.option("--atol", type=float, default=VerifyOptions.atol, show_default=True,
+                     help="Absolute tolerance for verification."),
+        click.option("--rtol", type=float, default=VerifyOptions.rtol, show_default=True,
+                     help="Relative tolerance for verification."),
+        click.option("--verify-sizes", default=None, metavar="BxT,...",
+                     help=f"Batch x time sizes to verify at (default {default_sizes}; moved up "
+                     "to the model's minimum length and stride)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        with_verify_options = option(with_verify_options)
+    return with_verify_options
+
+
+def _size_pairs(text: str) -> tuple[tuple[int, int], ...]:
+    pairs = []
+    for item in text.split(","):
+        batch, _, time = item.strip().lower().partition("x")
+        if not (batch.isdigit() and time.isdigit() and int(batch) >= 1 and int(time) >= 1):
+            raise RnnxError(
+                f"--verify-sizes expects BATCHxTIME pairs such as 1x1,3x40, got {item!r}"
+            )
+        pairs.append((int(batch), int(time)))
+    return tuple(pairs)
 
 
 def _checkpoint_options(command: Any) -> Any:
@@ -171,7 +191,7 @@ def _json_object(text: str) -> dict[str, Any]:
     default=None,
     help="Also write a dynamically quantized ONNX model (model.int8.onnx).",
 )
-@_tolerance_options
+@_verify_options
 @_checkpoint_options
 def export(
     checkpoint: Path,
@@ -183,8 +203,7 @@ def export(
     load_options: Any,
     force: bool,
     quantize: str | None,
-    atol: float,
-    rtol: float,
+    verify_options: Any,
 ) -> None:
     """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
     from rnnx.pipeline import ExportOptions, export_checkpoint
@@ -197,7 +216,7 @@ def export(
         opset=opset,
         stateless=stateless,
         verify=not no_verify,
-        verify_options=VerifyOptions(atol=atol, rtol=rtol),
+        verify_options=verify_options,
         force=force,
         quantize=quantize,
     )
@@ -227,17 +246,15 @@ def export(
     default=None,
     help="Also write the full report as JSON to this file.",
 )
-@_tolerance_options
+@_verify_options
 def verify(
-    export_dir: Path, checkpoint: Path | None, json_path: Path | None, atol: float, rtol: float
+    export_dir: Path, checkpoint: Path | None, json_path: Path | None, verify_options: Any
 ) -> None:
     """Check every artifact in EXPORT_DIR against eager PyTorch at several shapes."""
     from rnnx.core.manifest import write_json
     from rnnx.pipeline import verify as run_verify
 
-    report = run_verify(
-        export_dir, options=VerifyOptions(atol=atol, rtol=rtol), checkpoint=checkpoint
-    )
+    report = run_verify(export_dir, options=verify_options, checkpoint=checkpoint)
     _print_report(report)
     if json_path is not None:
         write_json(json_path, report.to_dict())

@@ -12,6 +12,8 @@ Checks, in the order a user should fix them:
 from __future__ import annotations
 
 import dataclasses
+import linecache
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +24,14 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from rnnx.core.signature import Signature, TensorSpec, random_inputs, sequence_lengths, time_layout
+from rnnx.core.signature import (
+    Axis,
+    Signature,
+    TensorSpec,
+    random_inputs,
+    sequence_lengths,
+    time_layout,
+)
 from rnnx.exporter.plan import ExportPlan, plan_export
 from rnnx.runtimes.streaming import assemble_chunks
 from rnnx.runtimes.torch_session import EagerSession
@@ -123,6 +132,14 @@ def _calls(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> list[Fin
     return findings
 
 
+# A line that only checks shapes (`assert h == 1`, `if x.shape[1] < field:`): tracing warns
+# about it like about a branch on values, but the graph does not depend on it.
+_SHAPE_CHECK = re.compile(
+    r"^\s*(assert\b|if\s+[\w.\[\]]*(\.shape\b|\.size\(|\.dim\(\)|len\()[\w.\[\]()]*"
+    r"\s*(==|!=|<=|>=|<|>)\s*[\w.]+\s*:)"
+)
+
+
 def _control_flow(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> list[Finding]:
     """torch.jit.trace warns when a tensor value decides a Python branch or size."""
     with warnings.catch_warnings(record=True) as caught:
@@ -140,6 +157,7 @@ def _control_flow(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> l
         if issubclass(w.category, torch.jit.TracerWarning)
         and not w.filename.startswith(torch_dir)
         and any(k in str(w.message) for k in ("Python boolean", "Python number", "Python index"))
+        and not _SHAPE_CHECK.match(linecache.getline(w.filename, w.lineno))
     }
     if not messages:
         return []
@@ -157,9 +175,11 @@ def _frozen_axes(plan: ExportPlan) -> list[Finding]:
         for axis, name in enumerate(spec.axis_names):
             if name:
                 sizes.setdefault(name, int(tensor.shape[axis]))
+    constraints = {a.name: a for a in plan.axes}
     findings = []
     for axis_name, size in sizes.items():
-        for other in sorted({1, size + 1} - {size}):
+        axis = constraints.get(axis_name, Axis(axis_name))
+        for other in sorted({axis.fit(1), axis.fit(size + 1)} - {size}):
             changed_sizes = {**sizes, axis_name: other}
             changed = [
                 _resized(t, spec, changed_sizes) for t, spec in zip(plan.example, plan.inputs)
@@ -209,8 +229,9 @@ def check_streaming(module: nn.Module, signature: Signature) -> tuple[Signature,
     if not signature.streamable or not timed:
         return signature, []  # nothing to chunk (step models are streamed a step per call)
     eager = EagerSession(module, signature)
-    feeds = random_inputs(signature, _STREAM_PROBE, seed=7)
-    batch, time = _STREAM_PROBE["batch"], _STREAM_PROBE["time"]
+    probe = signature.fit(_STREAM_PROBE)
+    feeds = random_inputs(signature, probe, seed=7)
+    batch, time = probe["batch"], probe["time"]
     try:
         whole = eager.run(feeds)
         stream = eager.stream(batch)

@@ -39,6 +39,24 @@ class TensorSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class Axis:
+    """A symbolic axis's valid sizes: minimum + k * multiple (a front end's kernel and stride)."""
+
+    name: str
+    min: int = 1
+    multiple: int = 1
+
+    def fit(self, size: int) -> int:
+        """The smallest valid size at least `size`."""
+        if size <= self.min:
+            return self.min
+        return self.min + -(-(size - self.min) // self.multiple) * self.multiple
+
+    def accepts(self, size: int) -> bool:
+        return size >= self.min and (size - self.min) % self.multiple == 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Signature:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
@@ -47,6 +65,12 @@ class Signature:
     # True when feeding a sequence chunk by chunk, carrying the states, equals one call on the
     # whole sequence: the model has states and no part of it looks ahead (no reverse direction).
     streamable: bool = False
+    axes: tuple[Axis, ...] = ()  # constraints on symbolic axes (none: any size from 1)
+
+    def fit(self, sizes: Mapping[str, int]) -> dict[str, int]:
+        """`sizes` moved up to sizes the model accepts (the verifier's and probes' sizes)."""
+        constraints = {a.name: a for a in self.axes}
+        return {k: constraints[k].fit(v) if k in constraints else v for k, v in sizes.items()}
 
     @property
     def input_names(self) -> list[str]:
@@ -78,6 +102,7 @@ class Signature:
             "outputs": [_tensor_dict(t) for t in self.outputs],
             "state_pairs": [list(p) for p in self.state_pairs],
             "streamable": self.streamable,
+            **({"axes": [dataclasses.asdict(a) for a in self.axes]} if self.axes else {}),
         }
 
     @classmethod
@@ -96,7 +121,8 @@ class Signature:
         streamable = data.get("streamable", False)
         if not isinstance(streamable, bool):
             raise RnnxError(f"{source}: streamable must be true or false")
-        signature = cls(inputs, outputs, tuple((o, i) for o, i in pairs), streamable)
+        axes = _axes(data.get("axes", []), source)
+        signature = cls(inputs, outputs, tuple((o, i) for o, i in pairs), streamable, axes)
         signature._check(source)
         return signature
 
@@ -127,7 +153,7 @@ class Signature:
 
         check_names(feeds, self.input_names, optional=self.state_inputs)
         arrays = {name: np.asarray(feeds[name]) for name in self.input_names if name in feeds}
-        sizes = validate([t for t in self.inputs if t.name in arrays], arrays)
+        sizes = validate([t for t in self.inputs if t.name in arrays], arrays, axes=self.axes)
         missing = [name for name in self.state_inputs if name not in arrays]
         if missing:
             zeros = zero_states(self, sizes.get("batch", 1))
@@ -188,6 +214,22 @@ def _tensors(data: Mapping[str, Any], key: str, source: str) -> tuple[TensorSpec
     return tuple(tensors)
 
 
+def _axes(items: Any, source: str) -> tuple[Axis, ...]:
+    if not isinstance(items, list):
+        raise RnnxError(f"{source}: axes must be a list")
+    axes = []
+    for item in items:
+        fields = (item.get("name"), item.get("min", 1), item.get("multiple", 1)) if isinstance(
+            item, Mapping) else (None, 0, 0)  # fmt: skip
+        name, minimum, multiple = fields
+        if not isinstance(name, str) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (minimum, multiple)
+        ):
+            raise RnnxError(f"{source}: each axis needs a name and positive min and multiple")
+        axes.append(Axis(name, minimum, multiple))
+    return tuple(axes)
+
+
 def check_names(feeds: Iterable[str], names: Sequence[str], optional: Sequence[str] = ()) -> None:
     given = list(feeds)
     unknown = [n for n in given if n not in names]
@@ -199,9 +241,13 @@ def check_names(feeds: Iterable[str], names: Sequence[str], optional: Sequence[s
 
 
 def validate(
-    specs: Iterable[TensorSpec], feeds: Mapping[str, Any], sizes: Mapping[str, int] = {}
+    specs: Iterable[TensorSpec],
+    feeds: Mapping[str, Any],
+    sizes: Mapping[str, int] = {},
+    axes: Iterable[Axis] = (),
 ) -> dict[str, int]:
-    """Check dtype, rank, fixed sizes and that symbolic dims (batch, time) agree across inputs.
+    """Check dtype, rank, fixed sizes, that symbolic dims (batch, time) agree across inputs, and
+    that they are sizes the model takes (`axes`: "audio needs at least 400 ...").
 
     `sizes` pins symbolic dims in advance (a stream's batch). Returns the symbolic sizes seen.
     """
@@ -233,6 +279,13 @@ def validate(
                         f"input {spec.name!r} has {dim} size {size} but {first[1]} "
                         f"has {dim} size {first[0]}"
                     )
+    for axis in axes:
+        size, where = seen.get(axis.name, (axis.min, ""))
+        if not axis.accepts(size):
+            steps = f" + a multiple of {axis.multiple}" if axis.multiple > 1 else ""
+            raise InputError(
+                f"input {where} needs a {axis.name} size of at least {axis.min}{steps}, got {size}"
+            )
     return {dim: size for dim, (size, _) in seen.items()}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from rnnx.core.errors import UnsupportedModelError
-from rnnx.core.signature import Dim, Signature, TensorSpec
+from rnnx.core.signature import Axis, Dim, Signature, TensorSpec
 
 _STATE_NAME = re.compile(r"^(h|c|hx|cx|h0|c0|h_0|c_0|hidden|cell|state|states|memory)(_\w+)?$")
 
@@ -35,6 +36,15 @@ class ModelIO:
     int_ranges: Mapping[str, int] = dataclasses.field(default_factory=dict)
     # sequence lengths of a padded batch (for pack_padded_sequence)
     lengths: tuple[str, ...] = ()
+    # the smallest size and the step between sizes an axis takes (a conv front end's kernel
+    # and stride): {"time": 8}; found by running the model when its I/O is inferred
+    min_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    multiples: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def axes(self) -> tuple[Axis, ...]:
+        names = sorted(set(self.min_sizes) | set(self.multiples))
+        return tuple(Axis(n, self.min_sizes.get(n, 1), self.multiples.get(n, 1)) for n in names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,36 +56,75 @@ class Leaf:
     tensor: torch.Tensor
 
 
+@dataclasses.dataclass(frozen=True)
+class InputStructure:
+    """How forward's arguments are rebuilt from the graph inputs: their nesting (a torch pytree
+    spec) and the places that hold None (an optional argument left at its default)."""
+
+    tree: pytree.TreeSpec
+    absent: tuple[int, ...] = ()  # positions among the tree's leaves that are None
+
+    def rebuild(self, inputs: Sequence[torch.Tensor]) -> Any:
+        values = iter(inputs)
+        leaves = [None if i in self.absent else next(values) for i in range(self.tree.num_leaves)]
+        return pytree.tree_unflatten(leaves, self.tree)
+
+    def to_json(self) -> str:
+        return json.dumps({"tree": pytree.treespec_dumps(self.tree), "absent": list(self.absent)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> InputStructure | None:
+        if not text:
+            return None
+        data = json.loads(text)
+        return cls(pytree.treespec_loads(data["tree"]), tuple(data["absent"]))
+
+
 def flatten_inputs(
     model: nn.Module, example_inputs: Sequence[Any]
-) -> tuple[list[Leaf], pytree.TreeSpec]:
+) -> tuple[list[Leaf], InputStructure | None]:
     """forward's arguments (tensors, or tuples/lists of them, nested) as named graph inputs.
 
     Published models pass states as `hidden=(h, c)` or as a list of per-layer states; the graph
     takes each tensor as its own input, named after its place: hidden.0, hidden.1, states.2.1.
+    None inside a tuple (an optional part left out) stays None. The structure is None when
+    every argument is one tensor.
     """
-    parameters = list(inspect.signature(model.forward).parameters)
-    if len(example_inputs) > len(parameters) and not any(
-        p.kind is inspect.Parameter.VAR_POSITIONAL
-        for p in inspect.signature(model.forward).parameters.values()
-    ):
+    parameters = _parameter_names(model)
+    if len(example_inputs) > len(parameters):
         raise UnsupportedModelError(
             f"{type(model).__name__}.forward takes {len(parameters)} arguments but "
             f"{len(example_inputs)} example inputs were given"
         )
-    with_paths, spec = pytree.tree_flatten_with_path(tuple(example_inputs))
-    leaves = []
-    for path, value in with_paths:
-        index = path[0].idx  # type: ignore[attr-defined]
-        argument = parameters[index] if index < len(parameters) else f"input_{index}"
+    with_paths, tree = pytree.tree_flatten_with_path(tuple(example_inputs))
+    leaves, absent = [], []
+    for position, (path, value) in enumerate(with_paths):
+        argument = parameters[path[0].idx]  # type: ignore[attr-defined]
         name = argument + "".join(f".{getattr(k, 'idx', getattr(k, 'key', k))}" for k in path[1:])
+        if value is None and len(path) > 1:
+            absent.append(position)
+            continue
         if not isinstance(value, torch.Tensor):
             raise UnsupportedModelError(
                 f"example input {name!r} is {type(value).__name__}; rnnx exports tensor "
                 "inputs (leave out arguments that keep their defaults, such as hidden=None)"
             )
         leaves.append(Leaf(name, argument, value))
-    return leaves, spec
+    plain = tree.num_leaves == tree.num_children and not absent
+    return leaves, None if plain else InputStructure(tree, tuple(absent))
+
+
+def _parameter_names(model: nn.Module) -> list[str]:
+    """forward's positional parameter names. A recurrent layer whose forward is wrapped as
+    forward(*args, **kwargs) (weight-drop wrappers do this) takes nn.LSTM's: input, hx."""
+    parameters = inspect.signature(model.forward).parameters.values()
+    named = [p.name for p in parameters
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        defaults = ["input", "hx"] if isinstance(model, nn.RNNBase) else []
+        named = named or defaults
+        named += [f"input_{i}" for i in range(len(named), 16)]
+    return named
 
 
 def resolve_io(
@@ -132,7 +181,7 @@ def _output_name(state: str) -> str:
 
 
 def _guess_dims(leaf: Leaf, batch_first: bool | None) -> tuple[str | None, ...]:
-    name, tensor = leaf.name, leaf.tensor
+    tensor = leaf.tensor
     sequence: tuple[str | None, ...] = ("batch", "time") if batch_first else ("time", "batch")
     if _STATE_NAME.match(leaf.argument):
         # (layers*directions, batch, size) for layers, (batch, size) for cells
@@ -144,9 +193,7 @@ def _guess_dims(leaf: Leaf, batch_first: bool | None) -> tuple[str | None, ...]:
         return sequence if not tensor.is_floating_point() else ("batch", None)
     if tensor.dim() == 1:
         return ("batch",)
-    raise UnsupportedModelError(
-        f"cannot tell the axes of input {name!r} of shape {list(tensor.shape)}"
-    )
+    return (None,) * tensor.dim()  # images, conv layouts: found by running the model (axes.py)
 
 
 def _batch_first(model: nn.Module) -> bool | None:
@@ -175,27 +222,14 @@ class FlatIO(nn.Module):
     What is exported, and what runs as the eager reference of a whole model.
     """
 
-    def __init__(self, model: nn.Module, structure: pytree.TreeSpec | None = None) -> None:
+    def __init__(self, model: nn.Module, structure: InputStructure | None = None) -> None:
         super().__init__()
         self.model = model
         self.structure = structure
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        arguments = (
-            pytree.tree_unflatten(list(inputs), self.structure) if self.structure else inputs
-        )
+        arguments = self.structure.rebuild(inputs) if self.structure else inputs
         return tuple(flatten_outputs(self.model(*arguments)))
-
-
-def structure_to_json(spec: pytree.TreeSpec) -> str | None:
-    """The nesting of forward's arguments, or None when they are plain tensors."""
-    if spec.num_leaves == spec.num_children:  # each argument is one tensor
-        return None
-    return pytree.treespec_dumps(spec)
-
-
-def structure_from_json(text: str | None) -> pytree.TreeSpec | None:
-    return pytree.treespec_loads(text) if text else None
 
 
 def input_signature(io: ModelIO, example_inputs: Sequence[torch.Tensor]) -> list[TensorSpec]:
@@ -214,9 +248,11 @@ def input_signature(io: ModelIO, example_inputs: Sequence[torch.Tensor]) -> list
 
 
 def streamable(model: nn.Module, io: ModelIO) -> bool:
-    """Streams need carried states and nothing that looks ahead in time."""
+    """Streams need carried states and nothing that looks ahead in time; a lengths input
+    describes whole padded sequences, not chunks of them. (The pipeline also runs the model in
+    chunks: doctor.check_streaming.)"""
     bidirectional = any(isinstance(m, nn.RNNBase) and m.bidirectional for m in model.modules())
-    return bool(io.state_pairs) and not bidirectional
+    return bool(io.state_pairs) and not bidirectional and not io.lengths
 
 
 def whole_model_signature(
@@ -227,4 +263,4 @@ def whole_model_signature(
     is_streamable: bool,
 ) -> Signature:
     outputs = tuple(TensorSpec(n, d, t) for n, d, t in zip(io.outputs, output_dims, output_dtypes))
-    return Signature(tuple(inputs), outputs, io.state_pairs, is_streamable)
+    return Signature(tuple(inputs), outputs, io.state_pairs, is_streamable, io.axes)

@@ -19,6 +19,7 @@ import torch
 from rnnx.core.errors import ExportError
 from rnnx.core.signature import Dim, TensorSpec
 from rnnx.exporter import lowering
+from rnnx.exporter.diagnose import explain
 from rnnx.exporter.opsets import DEFAULT_OPSET
 from rnnx.exporter.plan import WriteJob
 from rnnx.exporter.recurrent_ops import recurrent_layers_as_custom_ops
@@ -62,11 +63,15 @@ def build_onnx(
                 verbose=False,
             )
         except Exception as error:  # torch.export/onnx errors are long multi-page reports
-            raise ExportError(f"torch.onnx.export failed: {_first_line(error)}") from error
+            summary = _first_line(error)
+            raise ExportError(
+                explain(error, summary) or f"torch.onnx.export failed: {summary}"
+            ) from error
     model = program.model
     # Fold the gate reordering (weights.py) into initializers, whatever the weights' size:
     # the optimizer's default limits would leave large layers reordering at every run.
-    onnxscript.optimizer.optimize(model, input_size_limit=2**62, output_size_limit=2**62)
+    with _quiet():  # the optimizer logs a line per constant it leaves unfolded
+        onnxscript.optimizer.optimize(model, input_size_limit=2**62, output_size_limit=2**62)
     _check_dynamic(model, inputs)
     return model
 
@@ -113,11 +118,12 @@ def _check_dynamic(model: ir.Model, inputs: Sequence[TensorSpec]) -> None:
 @contextlib.contextmanager
 def _quiet():
     """torch.onnx prints progress lines and logs warnings about optional packages: hide them."""
-    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript")
+    names = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch._guards",
+             "torch.fx", "onnxscript", "onnx_ir")  # fmt: skip
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.ERROR)
+        lg.setLevel(logging.CRITICAL)  # a failure reaches the user as ExportError, once
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")

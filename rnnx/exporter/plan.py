@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from rnnx.core.errors import RnnxError, UnsupportedModelError
-from rnnx.core.signature import Signature, TensorSpec, random_inputs
+from rnnx.core.signature import Axis, Signature, TensorSpec, random_inputs
 from rnnx.core.spec import LayerSpec
+from rnnx.exporter import axes
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.model_io import (
     FlatIO,
@@ -25,7 +26,6 @@ from rnnx.exporter.model_io import (
     input_signature,
     resolve_io,
     streamable,
-    structure_to_json,
     whole_model_signature,
 )
 
@@ -45,8 +45,9 @@ class ExportPlan:
     spec: LayerSpec | None  # bare layers
     kind: str  # "layer" or "module"
     finish: Callable[[list[tuple]], Signature]  # graph output dims -> the full signature
+    axes: tuple[Axis, ...]  # constraints on the symbolic axes (minimum sizes, strides)
     user_module: nn.Module  # the module the user gave (not the wrapper that is traced)
-    input_structure: str | None = None  # forward's nested arguments (model_io.structure_to_json)
+    input_structure: str | None = None  # forward's nested arguments (InputStructure.to_json)
 
 
 @dataclasses.dataclass
@@ -92,6 +93,7 @@ def _layer_plan(layer: nn.RNNBase, stateless: bool) -> ExportPlan:
         spec=spec,
         kind="layer",
         finish=lambda dims: signature,
+        axes=(),
         user_module=layer,
     )
 
@@ -112,11 +114,13 @@ def _module_plan(
         example_inputs = model.example_inputs()
     arguments = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else example_inputs
     leaves, structure = flatten_inputs(model, tuple(arguments))
-    module = FlatIO(model, structure if structure_to_json(structure) else None)
+    module = FlatIO(model, structure)
     example = [leaf.tensor for leaf in leaves]
     with torch.inference_mode():
         outputs = list(module(*example))
     model_io = resolve_io(model, leaves, outputs, io)
+    if io is None and getattr(model, "rnnx_io", None) is None:
+        model_io = _probed(module, leaves, model_io)
     if len(outputs) != len(model_io.outputs):
         raise UnsupportedModelError(
             f"{type(model).__name__} returns {len(outputs)} tensors but its I/O names "
@@ -133,8 +137,24 @@ def _module_plan(
         spec=None,
         kind="module",
         finish=lambda dims: whole_model_signature(model_io, inputs, dims, dtypes, is_streamable),
+        axes=model_io.axes,
         user_module=model,
-        input_structure=structure_to_json(structure),
+        input_structure=structure.to_json() if structure else None,
+    )
+
+
+def _probed(module: nn.Module, leaves: Sequence[Any], model_io: ModelIO) -> ModelIO:
+    """Inferred I/O with the data inputs' axes found by running the model (exporter/axes.py)."""
+    states = {i for _, i in model_io.state_pairs}
+    data = [n for n in model_io.inputs if n not in states and n not in model_io.lengths]
+    example = axes.Tensors(tuple(model_io.inputs), tuple(leaf.tensor for leaf in leaves),
+                           dict(model_io.dims), frozenset(model_io.lengths))  # fmt: skip
+    probed = axes.probe(module, example, data)
+    return dataclasses.replace(
+        model_io,
+        dims=probed.dims,
+        min_sizes={name: minimum for name, (minimum, _) in probed.axes.items() if minimum > 1},
+        multiples={name: multiple for name, (_, multiple) in probed.axes.items() if multiple > 1},
     )
 
 

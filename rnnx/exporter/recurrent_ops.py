@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,9 @@ from torch.nn.utils.rnn import PackedSequence
 from rnnx.core.errors import UnsupportedModelError
 
 _VF = torch._VF  # type: ignore[attr-defined]
+# The kernels nn.RNN/LSTM/GRU call, kept before export replaces them (see _kernel_as_custom_op).
+_KERNELS = {name: getattr(_VF, name) for name in ("lstm", "gru", "rnn_tanh", "rnn_relu")}
+_MODES = {"gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU"}
 
 
 @torch.library.custom_op("rnnx::lstm", mutates_args=())
@@ -40,10 +44,10 @@ def lstm(
     lengths: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     if lengths is not None:
-        y, h, c = _packed(_VF.lstm, x, (h0, c0), weights, lengths, num_layers, bidirectional,
-                          batch_first, has_biases)  # fmt: skip
+        y, h, c = _packed(_KERNELS["lstm"], x, (h0, c0), weights, lengths, num_layers,
+                          bidirectional, batch_first, has_biases)  # fmt: skip
         return y, h, c
-    y, h, c = _VF.lstm(
+    y, h, c = _KERNELS["lstm"](
         x, (h0, c0), weights, has_biases, num_layers, 0.0, False, bidirectional, batch_first
     )
     return y, h, c
@@ -57,7 +61,7 @@ def _lstm_fake(x, h0, c0, weights, hidden_size, num_layers, bidirectional, batch
     return y, torch.empty_like(h0), torch.empty_like(c0)
 
 
-_RNN_KERNELS = {"RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu, "GRU": _VF.gru}
+_RNN_KERNELS = {mode: _KERNELS[name] for name, mode in _MODES.items()}
 
 
 @torch.library.custom_op("rnnx::rnn", mutates_args=())
@@ -208,20 +212,62 @@ def _pad_as_padded(data: Tensor, batch_sizes: Tensor, batch_first: bool, padding
     return (padded.transpose(0, 1) if batch_first else padded), lengths
 
 
+def _kernel_as_custom_op(name: str):
+    """torch._VF.lstm/gru/rnn_* routed to the custom ops, for layers with a forward of their own.
+
+    A subclass of nn.LSTM that changes its weights in forward before calling the kernel (weight
+    drop, weight scaling), or a layer whose forward is wrapped, computes something else than
+    nn.LSTM.forward: its own forward runs, and whatever weights it hands the kernel reach the
+    exported op. So the export computes what the subclass computes, never the raw weights.
+    """
+
+    def kernel(*args: Any) -> Any:
+        if len(args) != 9 or not isinstance(args[2], (list, tuple)):  # (data, batch_sizes, ...)
+            raise UnsupportedModelError(
+                "a PackedSequence into a recurrent layer with its own forward (a subclass or a "
+                "wrapped nn.RNN/LSTM/GRU) is not supported; pass it a padded batch"
+            )
+        x, hx, weights, has_biases, num_layers, _, _, bidirectional, batch_first = args
+        common = dict(num_layers=num_layers, bidirectional=bidirectional,
+                      batch_first=batch_first, has_biases=has_biases)  # fmt: skip
+        if name == "lstm":
+            h0, c0 = hx
+            proj = h0.shape[-1] if h0.shape[-1] != c0.shape[-1] else 0
+            return lstm(x, h0, c0, list(weights), hidden_size=c0.shape[-1], proj_size=proj,
+                        **common)  # fmt: skip
+        return rnn(x, hx, list(weights), mode=_MODES[name], hidden_size=hx.shape[-1], **common)
+
+    return kernel
+
+
+def _has_own_forward(layer: nn.RNNBase) -> bool:
+    standard = (nn.RNN.forward, nn.LSTM.forward, nn.GRU.forward)
+    return "forward" in vars(layer) or type(layer).forward not in standard
+
+
 @contextlib.contextmanager
 def recurrent_layers_as_custom_ops(module: nn.Module) -> Iterator[None]:
     """Within the block, every nn.RNN/LSTM/GRU inside `module` runs through the custom ops, and
-    pack_padded_sequence / pad_packed_sequence keep the batch padded, lengths on the side."""
+    pack_padded_sequence / pad_packed_sequence keep the batch padded, lengths on the side.
+
+    Plain layers get a forward that calls the ops (packed sequences included); layers with a
+    forward of their own keep it, and the kernels it reaches are the ops.
+    """
     layers = [m for m in module.modules() if isinstance(m, nn.RNNBase)]
-    for layer in layers:
+    patched = [layer for layer in layers if not _has_own_forward(layer)]
+    for layer in patched:
         layer.forward = _custom_op_forward(layer)  # type: ignore[method-assign]
+    for name in _KERNELS:
+        setattr(_VF, name, _kernel_as_custom_op(name))
     # torch.nn.utils.rnn calls these through torch._VF at every call: replaceable here.
     _VF._pack_padded_sequence = _pack_as_padded
     _VF._pad_packed_sequence = _pad_as_padded
     try:
         yield
     finally:
-        for layer in layers:
+        for layer in patched:
             del layer.forward
+        for name in _KERNELS:
+            delattr(_VF, name)
         del _VF._pack_padded_sequence, _VF._pad_packed_sequence
         _PADDED_LENGTHS.clear()

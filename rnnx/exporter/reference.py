@@ -16,7 +16,7 @@ from rnnx.core.errors import RnnxError
 from rnnx.core.manifest import Manifest
 from rnnx.exporter.checkpoint import load_module_from_source
 from rnnx.exporter.layer_module import wrap_layer
-from rnnx.exporter.model_io import FlatIO, structure_from_json
+from rnnx.exporter.model_io import FlatIO, InputStructure
 
 REFERENCE_FILE = "reference.safetensors"
 
@@ -65,4 +65,4 @@ def reference_module(manifest: Manifest, module: nn.Module) -> nn.Module:
     """The eager module whose forward matches the export's graph I/O, from the user's module."""
     if manifest.model == "layer":
         return wrap_layer(module, stateless=manifest.stateless)
-    return FlatIO(module, structure_from_json(manifest.input_structure)).eval()
+    return FlatIO(module, InputStructure.from_json(manifest.input_structure)).eval()

@@ -105,7 +105,7 @@ class Stream:
             chunk = {specs[0].name: chunk}
         check_names(chunk, [s.name for s in specs])
         feeds = {s.name: np.asarray(chunk[s.name]) for s in specs}
-        validate(specs, feeds, {"batch": self.batch})
+        validate(specs, feeds, {"batch": self.batch}, self.session.signature.axes)
         return feeds
 
 

@@ -65,30 +65,27 @@ CORPUS = [
     Row(
         "crnn",
         "exports",
-        today="image-width-time: a (B, 1, H, W) image input whose width becomes time; "
-        "UnsupportedModelError: cannot tell the axes of input 'input' of shape [2, 1, 32, 100]",
     ),
     Row(
         "tacotron2_encoder",
         "exports",
-        today="host-lengths: pack_padded_sequence(x, input_lengths.cpu().numpy()) and "
-        "pad_packed_sequence without total_length; ExportError: torch.onnx.export failed: "
-        ".numpy() is not supported for tensor subclasses.",
+        today="host-lengths + packed-no-total-length: rnnx refuses "
+        "pack_padded_sequence(x, input_lengths.cpu().numpy()) with the line and the fix "
+        "(tacotron2_encoder.py:98: `input_lengths = input_lengths.cpu().numpy()` moves a tensor "
+        "to numpy ...) instead of rewriting it, and pad_packed_sequence without total_length "
+        "is not yet trimmed to the longest sequence",
     ),
     Row(
         "weight_drop_lstm",
-        "exports",
-        today="subclass: an nn.LSTM subclass whose forward is an instance closure "
-        "forward(*args, **kwargs), called with (x, (h0, c0)); rnnx crashes (not an "
-        "RnnxError) in model_io._guess_dims: AttributeError: 'tuple' object has no "
-        "attribute 'dim'",
+        "refused",
+        # _weight_drop's forward assigns the dropped weights to the layer's parameters as it
+        # runs: torch.export cannot trace that; rnnx names the line and the fix.
+        refusal=r"weight_drop_lstm\.py:\d+: `setattr.*assigns a tensor to a module parameter"
+        r".*fix: export a plain layer",
     ),
     Row(
         "rnnoise",
         "exports",
-        today="list-state: forward(features, states) with states a list of three GRU states, "
-        "returned as a list; rnnx crashes (not an RnnxError) in model_io._guess_dims: "
-        "AttributeError: 'list' object has no attribute 'dim'",
     ),
     Row(
         "deepspeech2",
@@ -96,17 +93,10 @@ CORPUS = [
         # MaskConv loops over the batch in Python with lengths[i].item(): a batch size and
         # lengths frozen into the graph. rnnx should say so and give the fix.
         refusal=r"(?i)(\.item\(\)|python loop).*(length|batch).*(tensor op|arange|mask)",
-        today="python-shape-logic + host-lengths: MaskConv builds its mask in a Python loop "
-        "over lengths[i].item(); rnnx does not refuse it with that cause but stops earlier at "
-        "the conv-front-end input: UnsupportedModelError: cannot tell the axes of input 'x' "
-        "of shape [3, 1, 41, 40]",
     ),
     Row(
         "darts_block_rnn",
         "exports",
-        today="forward(x_in) takes one tuple argument (past series, static covariates=None); "
-        "rnnx crashes (not an RnnxError) in model_io._guess_dims: AttributeError: 'tuple' "
-        "object has no attribute 'dim'",
     ),
 ]
 
