@@ -165,7 +165,8 @@ def _write(
                 continue
             written[name] = path
         reference = None
-        if source is None and plan.spec is not None:
+        # A subclass computes something of its own: only its class can rebuild it.
+        if source is None and type(plan.user_module) in (nn.RNN, nn.LSTM, nn.GRU):
             reference = REFERENCE_FILE
             write_reference(plan.user_module, staging / reference)
         module = plan.user_module

@@ -5,7 +5,8 @@ Stored as string key/values: ONNX `metadata_props`, and for TorchScript an extra
 
   rnnx.schema     "1": the version of this contract
   rnnx.version    the rnnx version that wrote it
-  rnnx.signature  JSON: the Signature (inputs, outputs with dims, state pairs, streamable), the
+  rnnx.signature  JSON: the Signature (inputs, outputs with dims, state pairs, streamable, and
+                  optionally `axes`: the minimum size and stride of a symbolic axis), the
                   single source of names, layouts and state pairs
   rnnx.spec       JSON, bare layers only: the LayerSpec
 

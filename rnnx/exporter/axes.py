@@ -21,9 +21,12 @@ import torch
 from rnnx.core.signature import sequence_lengths
 
 Dims = tuple[str | None, ...]
-# Sizes tried for each axis: one more than the example's, and about twice it (odd, so a stride
-# of 2 in a front end shows too); an axis forward accepts at both is dynamic.
-_TRIES = (lambda size: size + 1, lambda size: 2 * size + 1)
+# Sizes tried for each axis: one more than the example's and about twice it (odd, so a fixed
+# size that a stride maps to the same length shows as fixed); an axis forward accepts at both
+# is dynamic. If not, multiples of the example's size: an axis that takes only multiples of a
+# step (frames stacked by 4) is dynamic too.
+_TRIES = ((lambda size: size + 1, lambda size: 2 * size + 1),
+          (lambda size: 2 * size, lambda size: 3 * size))  # fmt: skip
 _LINEAR_SCAN = 64  # minimum time: sizes up to this are each tried, beyond it a binary search
 _MAX_MULTIPLE = 16
 
@@ -121,16 +124,19 @@ def _try_axis(run, example: Tensors, name: str, axis: int, size: int, batch: int
     index = example.names.index(name)
 
     def attempt(with_states: bool) -> list | None:
-        results = []
-        for grow in _TRIES:
-            new = grow(size)
-            inputs = example.resized({"batch": new}) if with_states else list(example.tensors)
-            inputs[index] = resize(example.tensors[index], axis, new)
-            outputs = run(inputs)
-            if outputs is None:
-                return None
-            results.append((new, outputs))
-        return results
+        for tries in _TRIES:
+            results = []
+            for grow in tries:
+                new = grow(size)
+                inputs = example.resized({"batch": new}) if with_states else list(example.tensors)
+                inputs[index] = resize(example.tensors[index], axis, new)
+                outputs = run(inputs)
+                if outputs is None:
+                    break
+                results.append((new, outputs))
+            else:
+                return results
+        return None
 
     alone = attempt(False)
     if alone is not None:
