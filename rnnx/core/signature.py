@@ -331,8 +331,11 @@ def zero_states(signature: Signature, batch: int) -> dict[str, Any]:
 
 
 def sequence_lengths(batch: int, time: int) -> Any:
-    """Valid lengths for a padded batch: from `time` (the longest) down to 1, sorted descending
-    as pack_padded_sequence(enforce_sorted=True) requires."""
+    """Valid lengths for a padded batch, sorted descending as pack_padded_sequence(
+    enforce_sorted=True) requires. From 1 step up to `time` - 1 when the batch is padded beyond
+    its longest sequence (as batches often are), so that what a model does past the longest
+    sequence is checked too: pad_packed_sequence without total_length ends there."""
     import numpy as np
 
-    return np.round(np.linspace(time, 1, batch)).astype(np.int64)
+    longest = time - 1 if time > 2 else time
+    return np.round(np.linspace(longest, 1, batch)).astype(np.int64)

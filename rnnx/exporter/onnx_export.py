@@ -125,7 +125,12 @@ def _quiet():
     for lg in loggers:
         lg.setLevel(logging.CRITICAL)  # a failure reaches the user as ExportError, once
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # torch.export prints the graph to stderr when it fails: the ExportError says why
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:

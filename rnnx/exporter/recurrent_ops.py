@@ -14,6 +14,7 @@ take as `sequence_lens`.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -245,6 +246,65 @@ def _has_own_forward(layer: nn.RNNBase) -> bool:
     return "forward" in vars(layer) or type(layer).forward not in standard
 
 
+_PAD_PACKED = nn.utils.rnn.pad_packed_sequence
+
+
+def _pad_packed_to_longest(sequence, batch_first=False, padding_value=0.0, total_length=None):
+    """pad_packed_sequence as in eager: without total_length, the output spans the longest
+    sequence (max(lengths) steps, a size only known from the lengths' values), not the input's
+    padded time."""
+    padded, lengths = _PAD_PACKED(sequence, batch_first, padding_value, total_length)
+    if total_length is not None or torch.jit.is_tracing():  # a trace packs for real: as eager
+        return padded, lengths
+    axis = 1 if batch_first else 0
+    longest = lengths.max().item()
+    torch._check(longest >= 1)
+    torch._check(longest <= padded.shape[axis])
+    return padded.narrow(axis, 0, longest), lengths
+
+
+def _numpy_while_tracing(original):
+    """Tensor.numpy() returning the tensor while a graph is being captured: the idiom
+    pack_padded_sequence(x, lengths.cpu().numpy()) keeps its lengths a graph input (eager code
+    is unchanged: outside capture, numpy() is numpy())."""
+
+    def numpy(self, *args, **kwargs):
+        if torch.jit.is_tracing() or not isinstance(self, torch.Tensor) or _is_fake(self):
+            return self
+        return original(self, *args, **kwargs)
+
+    return numpy
+
+
+def _is_fake(tensor: Tensor) -> bool:
+    from torch._subclasses.fake_tensor import FakeTensor
+    from torch._subclasses.functional_tensor import FunctionalTensor
+
+    return isinstance(tensor, (FakeTensor, FunctionalTensor))
+
+
+@contextlib.contextmanager
+def host_lengths_traceable(module: nn.Module) -> Iterator[None]:
+    """While exporting or tracing `module`: lengths.cpu().numpy() stays a tensor, and
+    pad_packed_sequence without total_length trims to the longest sequence, in the user's code
+    whether it calls nn.utils.rnn.pad_packed_sequence or imported the name."""
+    homes = {sys.modules.get(type(m).__module__) for m in module.modules()} - {None}
+    rebound = [(home, name) for home in homes for name, value in vars(home).items()
+               if value is _PAD_PACKED]  # fmt: skip
+    original_numpy = torch.Tensor.numpy
+    torch.Tensor.numpy = _numpy_while_tracing(original_numpy)  # type: ignore[method-assign]
+    nn.utils.rnn.pad_packed_sequence = _pad_packed_to_longest
+    for home, name in rebound:
+        setattr(home, name, _pad_packed_to_longest)
+    try:
+        yield
+    finally:
+        torch.Tensor.numpy = original_numpy  # type: ignore[method-assign]
+        nn.utils.rnn.pad_packed_sequence = _PAD_PACKED
+        for home, name in rebound:
+            setattr(home, name, _PAD_PACKED)
+
+
 @contextlib.contextmanager
 def recurrent_layers_as_custom_ops(module: nn.Module) -> Iterator[None]:
     """Within the block, every nn.RNN/LSTM/GRU inside `module` runs through the custom ops, and
@@ -259,6 +319,8 @@ def recurrent_layers_as_custom_ops(module: nn.Module) -> Iterator[None]:
         layer.forward = _custom_op_forward(layer)  # type: ignore[method-assign]
     for name in _KERNELS:
         setattr(_VF, name, _kernel_as_custom_op(name))
+    host_lengths = host_lengths_traceable(module)
+    host_lengths.__enter__()
     # torch.nn.utils.rnn calls these through torch._VF at every call: replaceable here.
     _VF._pack_padded_sequence = _pack_as_padded
     _VF._pad_packed_sequence = _pad_as_padded
@@ -267,6 +329,7 @@ def recurrent_layers_as_custom_ops(module: nn.Module) -> Iterator[None]:
     finally:
         for layer in patched:
             del layer.forward
+        host_lengths.__exit__(None, None, None)
         for name in _KERNELS:
             delattr(_VF, name)
         del _VF._pack_padded_sequence, _VF._pad_packed_sequence

@@ -13,6 +13,7 @@ import torch
 from rnnx.core.errors import ExportError
 from rnnx.core.metadata import TORCHSCRIPT_FILE as METADATA_FILE
 from rnnx.exporter.plan import WriteJob
+from rnnx.exporter.recurrent_ops import host_lengths_traceable
 
 
 def export_torchscript(
@@ -28,7 +29,8 @@ def export_torchscript(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            traced = torch.jit.trace(module, tuple(example_inputs), check_trace=False)
+            with host_lengths_traceable(module):
+                traced = torch.jit.trace(module, tuple(example_inputs), check_trace=False)
         except Exception as error:
             raise ExportError(f"torch.jit.trace failed: {str(error).splitlines()[0]}") from error
     torch.jit.save(

@@ -69,11 +69,6 @@ CORPUS = [
     Row(
         "tacotron2_encoder",
         "exports",
-        today="host-lengths + packed-no-total-length: rnnx refuses "
-        "pack_padded_sequence(x, input_lengths.cpu().numpy()) with the line and the fix "
-        "(tacotron2_encoder.py:98: `input_lengths = input_lengths.cpu().numpy()` moves a tensor "
-        "to numpy ...) instead of rewriting it, and pad_packed_sequence without total_length "
-        "is not yet trimmed to the longest sequence",
     ),
     Row(
         "weight_drop_lstm",

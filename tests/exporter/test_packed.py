@@ -86,7 +86,17 @@ def test_ragged_batches_match_eager(
 def test_without_total_length_the_output_spans_the_longest_sequence(tmp_path) -> None:
     model = PackedModel("gru", False, True, False, total_length=False).eval()
     example = (torch.randn(3, 6, 3), torch.tensor([6, 4, 2]))
-    assert export(model, tmp_path / "m", example_inputs=example, io=model.io()).report.passed
+    result = export(model, tmp_path / "m", example_inputs=example, io=model.io())
+    assert result.report.passed
+    # a batch padded past its longest sequence: eager ends at the longest, and so does the graph
+    x, lengths = torch.randn(2, 9, 3), torch.tensor([5, 3])
+    with torch.no_grad():
+        expected = model(x, lengths)[0].numpy()
+    assert expected.shape[1] == 5
+    got = ort.InferenceSession(str(tmp_path / "m" / "model.onnx")).run(
+        None, {"x": x.numpy(), "lengths": lengths.numpy()}
+    )[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_packed_projected_lstm_is_a_clear_error(tmp_path) -> None:
