@@ -45,6 +45,7 @@ TensorMap Model::run(const TensorMap& feeds) {
     }
     Signature::validate(*spec, found->second.shape, sizes);
   }
+  signature_.check_axes(sizes);
   // State inputs left out start at zero, as a fresh stream does.
   TensorMap with_states;
   bool zeros_added = false;
@@ -100,6 +101,7 @@ const TensorMap& Stream::step(const Tensor& chunk) {
   AxisSizes sizes;
   sizes.set("batch", batch_, "the stream");
   Signature::validate(*data.front(), chunk.shape, sizes);
+  signature_.check_axes(sizes);
   chunk_.assign(1, &chunk);
   step_checked(chunk_, outputs_);
   return outputs_;
@@ -118,6 +120,7 @@ const TensorMap& Stream::step(const TensorMap& chunk) {
     Signature::validate(*spec, found->second.shape, sizes);
     chunk_.push_back(&found->second);
   }
+  signature_.check_axes(sizes);
   if (chunk.size() != chunk_.size()) {
     for (const auto& [name, tensor] : chunk) {
       if (signature_.is_state_input(name)) {

@@ -200,6 +200,7 @@ Signature::Signature(const Signature& other)
       outputs_(other.outputs_),
       state_pairs_(other.state_pairs_),
       streamable_(other.streamable_),
+      axes_(other.axes_),
       version_(other.version_) {
   index();
 }
@@ -211,6 +212,7 @@ Signature& Signature::operator=(const Signature& other) {
     outputs_ = other.outputs_;
     state_pairs_ = other.state_pairs_;
     streamable_ = other.streamable_;
+    axes_ = other.axes_;
     version_ = other.version_;
     index();
   }
@@ -254,6 +256,25 @@ Signature Signature::from_metadata(const std::map<std::string, std::string>& met
       fail(source, "rnnx.signature 'streamable' is not true or false: " + streamable->dump());
     }
     signature.streamable_ = streamable->get<bool>();
+  }
+  auto axes = parsed.find("axes");
+  if (axes != parsed.end()) {
+    if (!axes->is_array()) fail(source, "rnnx.signature 'axes' is not a list");
+    for (const json& item : *axes) {
+      auto positive = [&](const char* key) -> int64_t {
+        if (!item.contains(key)) return 1;
+        const json& value = item.at(key);
+        if (!value.is_number_integer() || value.get<int64_t>() < 1) {
+          fail(source, "rnnx.signature axes need a name and positive min and multiple");
+        }
+        return value.get<int64_t>();
+      };
+      if (!item.is_object() || !item.contains("name") || !item.at("name").is_string()) {
+        fail(source, "rnnx.signature axes need a name and positive min and multiple");
+      }
+      signature.axes_.push_back({item.at("name").get<std::string>(), positive("min"),
+                                 positive("multiple")});
+    }
   }
   signature.index();
 
@@ -332,6 +353,19 @@ bool Signature::is_state_output(const std::string& name) const {
     if (pair.output == name) return true;
   }
   return false;
+}
+
+void Signature::check_axes(const AxisSizes& sizes) const {
+  for (const AxisRange& axis : axes_) {
+    const int64_t size = sizes.size(axis.name);
+    if (size < 0) continue;
+    if (size >= axis.min && (size - axis.min) % axis.multiple == 0) continue;
+    std::string steps =
+        axis.multiple > 1 ? " + a multiple of " + std::to_string(axis.multiple) : std::string();
+    throw InputError("input " + sizes.from(axis.name) + " needs a " + axis.name +
+                     " size of at least " + std::to_string(axis.min) + steps + ", got " +
+                     std::to_string(size));
+  }
 }
 
 void Signature::validate(const TensorSpec& spec, const Shape& shape, AxisSizes& sizes) {

@@ -475,3 +475,42 @@ def test_cpp_runners_are_rows_of_rnnx_bench(runners, tmp_path) -> None:
     }
     for row in cpp_rows:
         assert 0 < row.p50_ms <= row.p90_ms <= row.p99_ms and row.ratio_to_eager > 0
+
+
+class _RawAudio(nn.Module):
+    """(batch, samples) -> Conv1d(kernel 16, stride 8) -> LSTM: time takes at least 16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frontend = nn.Conv1d(1, 4, kernel_size=16, stride=8)
+        self.rnn = nn.LSTM(4, 5, batch_first=True)
+
+    def forward(self, audio, h, c):
+        y, (h, c) = self.rnn(self.frontend(audio.unsqueeze(1)).transpose(1, 2), (h, c))
+        return y, h, c
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_runner_refuses_input_shorter_than_the_minimum(runners, tmp_path, backend) -> None:
+    """The signature's `axes` (minimum length, stride) hold in C++ as in Python."""
+    model = _RawAudio().eval()
+    directory = tmp_path / "vad"
+    rnnx.export(
+        model,
+        directory,
+        rnnx.ExportOptions(verify=False),
+        example_inputs=(torch.randn(2, 160), torch.zeros(1, 2, 5), torch.zeros(1, 2, 5)),
+    )
+    np.save(tmp_path / "short.npy", np.zeros((1, 8), np.float32))
+    result = cpp(runners[backend], directory, tmp_path / "short.npy")
+    assert_one_line_error(result, "input 'audio' needs a time size of at least 16, got 8")
+    audio = np.random.default_rng(0).standard_normal((2, 400)).astype(np.float32)
+    np.save(tmp_path / "audio.npy", audio)
+    out = tmp_path / "out"
+    assert (
+        cpp(runners[backend], directory, tmp_path / "audio.npy", "--output-dir", out).returncode
+        == 0
+    )
+    with torch.no_grad():
+        expected = model(torch.from_numpy(audio), torch.zeros(1, 2, 5), torch.zeros(1, 2, 5))[0]
+    np.testing.assert_allclose(np.load(out / "output.npy"), expected.numpy(), atol=1e-5)

@@ -68,6 +68,13 @@ class AxisSizes {
   std::map<std::string, Seen> seen_;
 };
 
+// The sizes a symbolic axis takes: min + k * multiple (a conv front end's kernel and stride).
+struct AxisRange {
+  std::string name;
+  int64_t min = 1;
+  int64_t multiple = 1;
+};
+
 class Signature {
  public:
   Signature() = default;
@@ -103,6 +110,10 @@ class Signature {
   // records them there).
   // Throws InputError: "input 'input' has shape [5, 2] (rank 2), expected input[time, batch, 4]".
   static void validate(const TensorSpec& spec, const Shape& shape, AxisSizes& sizes);
+  // Checks the sizes seen against axes(). Throws InputError:
+  // "input 'audio' needs a time size of at least 16, got 8".
+  void check_axes(const AxisSizes& sizes) const;
+  const std::vector<AxisRange>& axes() const { return axes_; }
 
  private:
   void index();
@@ -112,6 +123,7 @@ class Signature {
   std::vector<TensorSpec> outputs_;
   std::vector<StatePair> state_pairs_;
   bool streamable_ = false;
+  std::vector<AxisRange> axes_;
   std::string version_;
   std::vector<const TensorSpec*> data_inputs_, data_outputs_, state_inputs_;
 };
