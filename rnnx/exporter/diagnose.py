@@ -7,12 +7,14 @@ rewrite, so the error names the line in the user's code that does it and how to 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import linecache
+import logging
 import re
 import sysconfig
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -98,3 +100,46 @@ def _user_line(error: BaseException) -> tuple[str, int, str] | None:
 def _is_library(path: Path) -> bool:
     resolved = path.resolve()
     return any(resolved.is_relative_to(root) for root in _LIBRARIES)
+
+
+# symbolic_shapes logs every guard it adds with the user's frame: "eval Eq(s41, 8) [guard
+# added] (mp/model.py:10 in forward)". A guard equating a size to a number froze that axis.
+_GUARD = re.compile(r"Eq\((\w+), (\d+)\) \[guard added\].*?\(([^()]*?):(\d+) in \w+\)")
+
+
+class GuardLog(logging.Handler):
+    """Collects the guards torch.export adds while it traces (kept off the console)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "[guard added]" in message:
+            self.messages.append(message)
+
+    def where_fixed(self, size: int, files: Iterable[str]) -> str | None:
+        """`file:line `code`` of the first guard that pinned a size to `size`."""
+        for message in self.messages:
+            match = _GUARD.search(message)
+            if match and int(match.group(2)) == size:
+                name, line = Path(match.group(3)).name, int(match.group(4))
+                source = next((f for f in files if Path(f).name == name), None)
+                code = linecache.getline(source, line).strip() if source else ""
+                return f"{name}:{line}" + (f" `{code}`" if code else "")
+        return None
+
+
+@contextlib.contextmanager
+def guard_log() -> Iterator[GuardLog]:
+    logger = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    handler = GuardLog()
+    saved = (logger.level, logger.propagate, logger.handlers[:])
+    logger.handlers = [handler]  # torch's own console handler would print every guard
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.level, logger.propagate, logger.handlers = saved

@@ -7,6 +7,7 @@ import inspect
 import io
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from rnnx.core.errors import ExportError
 from rnnx.core.signature import Dim, TensorSpec
 from rnnx.exporter import lowering
-from rnnx.exporter.diagnose import explain
+from rnnx.exporter.diagnose import GuardLog, explain, guard_log
 from rnnx.exporter.opsets import DEFAULT_OPSET
 from rnnx.exporter.plan import WriteJob
 from rnnx.exporter.recurrent_ops import recurrent_layers_as_custom_ops
@@ -48,7 +49,7 @@ def build_onnx(
     parameters = inspect.signature(module.forward).parameters.values()
     packed = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
     dynamic_shapes = (per_input,) if packed else per_input
-    with recurrent_layers_as_custom_ops(module), _quiet():
+    with recurrent_layers_as_custom_ops(module), _quiet(), guard_log() as guards:
         try:
             program = torch.onnx.export(
                 module,
@@ -72,7 +73,7 @@ def build_onnx(
     # the optimizer's default limits would leave large layers reordering at every run.
     with _quiet():  # the optimizer logs a line per constant it leaves unfolded
         onnxscript.optimizer.optimize(model, input_size_limit=2**62, output_size_limit=2**62)
-    _check_dynamic(model, inputs)
+    _check_dynamic(model, inputs, guards, _source_files(module))
     return model
 
 
@@ -104,15 +105,36 @@ def write_onnx(job: WriteJob, path: Path) -> None:
     save_onnx(job.onnx_model, path, job.metadata)
 
 
-def _check_dynamic(model: ir.Model, inputs: Sequence[TensorSpec]) -> None:
-    """Fail loudly if the exporter froze an axis that the signature declares dynamic."""
+def _check_dynamic(
+    model: ir.Model, inputs: Sequence[TensorSpec], guards: GuardLog, files: list[str]
+) -> None:
+    """Fail loudly if the exporter froze an axis that the signature declares dynamic, naming
+    the line of the user's code that fixed it when torch logged one."""
     for value, tensor in zip(model.graph.inputs, inputs):
         for axis, dim in enumerate(tensor.dims):
             actual = value.shape[axis] if value.shape is not None else None
             if isinstance(dim, str) and isinstance(actual, int):
-                raise ExportError(
+                where = guards.where_fixed(actual, files)
+                frozen = (
                     f"the exported graph fixed the {dim} axis of input {tensor.name!r} to {actual}"
                 )
+                if where is None:
+                    raise ExportError(frozen)
+                raise ExportError(
+                    f"{where} fixes the {dim} axis of input {tensor.name!r} to {actual} (a Python "
+                    f"loop, if, len() or int() over a size); fix: keep the {dim} size symbolic "
+                    "(tensor ops over the whole axis, torch.where), or pad to the sizes you need"
+                )
+
+
+def _source_files(module: torch.nn.Module) -> list[str]:
+    """The files defining the module's classes: where the user's lines are read from."""
+    files = []
+    for sub in module.modules():
+        home = sys.modules.get(type(sub).__module__)
+        if getattr(home, "__file__", None):
+            files.append(str(home.__file__))
+    return files
 
 
 @contextlib.contextmanager

@@ -41,8 +41,9 @@ class Stream:
             )
         if not signature.streamable:
             raise RnnxError(
-                "this model cannot stream: a bidirectional layer needs the whole sequence "
-                "(run it on complete sequences with session.run)"
+                "this model cannot stream: it needs whole sequences (a bidirectional layer, a "
+                "lengths input, or a front end that sees several steps at once); run complete "
+                "sequences with session.run"
             )
         if batch < 1:
             raise InputError(f"stream batch must be at least 1, got {batch}")

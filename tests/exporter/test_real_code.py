@@ -283,3 +283,93 @@ def test_verify_sizes_option(tmp_path) -> None:
     assert {(c["batch"], c["time"]) for c in checks if c["chunk"] is None} == {(2, 9), (1, 40)}
     bad = runner.invoke(main, ["verify", str(tmp_path / "e"), "--verify-sizes", "2by9"])
     assert bad.exit_code == 1 and "--verify-sizes expects BATCHxTIME" in bad.output
+
+
+class BlockLoop(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 4, batch_first=True)
+
+    def forward(self, x):
+        outputs, state = [], None
+        for start in range(0, x.shape[1], 4):  # blocks of 4 steps: a Python loop over time
+            y, state = self.rnn(x[:, start : start + 4], state)
+            outputs.append(y)
+        return torch.cat(outputs, 1)
+
+
+class LenForBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 4)
+
+    def forward(self, x):
+        return self.rnn(x, torch.zeros(1, len(x[0]), 4))[0]  # len() as the batch size
+
+
+@pytest.mark.parametrize(
+    "model, example, line",
+    [
+        (BlockLoop, torch.randn(2, 8, 3), "for start in range(0, x.shape[1], 4)"),
+        (LenForBatch, torch.randn(8, 2, 3), "torch.zeros(1, len(x[0]), 4)"),
+    ],
+    ids=["range-over-time", "len-for-batch"],
+)
+def test_python_logic_on_sizes_is_refused_at_its_line(tmp_path, model, example, line) -> None:
+    with pytest.raises(ExportError) as error:
+        export(model().eval(), tmp_path / "m", example_inputs=(example,))
+    message = str(error.value)
+    assert message.startswith("test_real_code.py:") and line in message
+    assert "fix: keep the" in message and "\n" not in message
+
+
+def test_declared_io_names_nested_states(tmp_path) -> None:
+    model = TupleStateLM().eval()
+    io = rnnx.ModelIO(
+        inputs=("tokens", "hidden.0", "hidden.1"),
+        dims={"tokens": ("time", "batch"), "hidden.0": (None, "batch", None),
+              "hidden.1": (None, "batch", None)},
+        outputs=("log_probs", "h", "c"),
+        state_pairs=(("h", "hidden.0"), ("c", "hidden.1")),
+        int_ranges={"tokens": 12},
+    )  # fmt: skip
+    example = (torch.randint(0, 12, (5, 2)), (torch.zeros(2, 2, 8), torch.zeros(2, 2, 8)))
+    result = export(model, tmp_path / "lm", example_inputs=example, io=io)
+    assert result.manifest.signature.output_names == ["log_probs", "h", "c"]
+    assert result.report.passed and result.manifest.signature.streamable
+
+
+class PackedWithState(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 4, batch_first=True)
+
+    def forward(self, x, lengths, h0):
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, True, enforce_sorted=False)
+        y, h = self.rnn(packed, h0)
+        return nn.utils.rnn.pad_packed_sequence(y, True, total_length=x.shape[1])[0], h
+
+
+def test_a_lengths_input_describes_whole_sequences_not_chunks(tmp_path) -> None:
+    """Chunking once sliced every input along time, lengths included: such a model does not
+    stream, and `rnnx run --chunk` says so (exit 1) instead of crashing."""
+    example = (torch.randn(2, 5, 3), torch.tensor([5, 3]), torch.zeros(1, 2, 4))
+    result = export(PackedWithState().eval(), tmp_path / "p", example_inputs=example)
+    assert result.manifest.signature.state_pairs and not result.manifest.signature.streamable
+    np.savez(tmp_path / "in.npz", x=np.ones((2, 6, 3), np.float32), lengths=np.array([6, 2]))
+    run = CliRunner().invoke(main, ["run", str(tmp_path / "p"), "--input", str(tmp_path / "in.npz"),
+                                    "--chunk", "2", "-o", str(tmp_path / "out.npz")])  # fmt: skip
+    assert run.exit_code == 1 and "cannot stream" in run.output
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_export_prints_nothing(tmp_path, capfd) -> None:
+    """No optimizer lines or torch logs: warnings and errors are rnnx's own, one line each."""
+    model = RawAudioVAD().eval()
+    example = (torch.randn(2, 160), torch.zeros(1, 2, 6), torch.zeros(1, 2, 6))
+    with pytest.warns(RnnxWarning):
+        export(model, tmp_path / "vad", example_inputs=example)
+    with pytest.raises(ExportError):
+        export(BlockLoop().eval(), tmp_path / "b", example_inputs=(torch.randn(2, 8, 3),))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

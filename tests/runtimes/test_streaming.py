@@ -124,7 +124,7 @@ def test_eight_threads_share_one_session(exported, runtime) -> None:
 
 
 def test_streams_refuse_what_cannot_stream(exported, tmp_path) -> None:
-    with pytest.raises(RnnxError, match="bidirectional layer needs the whole sequence"):
+    with pytest.raises(RnnxError, match="needs whole sequences \\(a bidirectional layer"):
         open_session(exported, "lstm_bidirectional", "onnxruntime").stream()
     session = open_session(exported, "keyword_spotter", "onnxruntime")
     stream = session.stream(batch=2)
