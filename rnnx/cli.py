@@ -143,6 +143,34 @@ def _checkpoint_options(command: Any) -> Any:
     return with_load_options
 
 
+def _trust_options(command: Any) -> Any:
+    """--model, --init-args and --trust-checkpoint for commands that rebuild the eager model
+    from an export: handed over as one LoadOptions (`trust`). The manifest grants no trust."""
+
+    @functools.wraps(command)
+    def with_trust(
+        *args: Any, model_class: str | None, init_args: str, trust_checkpoint: bool, **kwargs: Any
+    ) -> Any:
+        from rnnx.exporter.checkpoint import LoadOptions
+
+        trust = LoadOptions(
+            model=model_class, init_args=_json_object(init_args), trust_checkpoint=trust_checkpoint
+        )
+        return command(*args, trust=trust, **kwargs)
+
+    options = [
+        click.option("--model", "model_class", default=None, metavar="PACKAGE.MODULE:CLASS",
+                     help="The eager model's class, if it was exported with --model (imports it)."),
+        click.option("--init-args", default="{}", metavar="JSON",
+                     help="Keyword arguments for --model, as JSON (default: those of the export)."),
+        click.option("--trust-checkpoint", is_flag=True,
+                     help="Allow unpickling the eager model's checkpoint (runs code from it)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        with_trust = option(with_trust)
+    return with_trust
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -247,14 +275,19 @@ def export(
     help="Also write the full report as JSON to this file.",
 )
 @_verify_options
+@_trust_options
 def verify(
-    export_dir: Path, checkpoint: Path | None, json_path: Path | None, verify_options: Any
+    export_dir: Path,
+    checkpoint: Path | None,
+    json_path: Path | None,
+    verify_options: Any,
+    trust: Any,
 ) -> None:
     """Check every artifact in EXPORT_DIR against eager PyTorch at several shapes."""
     from rnnx.core.manifest import write_json
     from rnnx.pipeline import verify as run_verify
 
-    report = run_verify(export_dir, options=verify_options, checkpoint=checkpoint)
+    report = run_verify(export_dir, options=verify_options, checkpoint=checkpoint, trust=trust)
     _print_report(report)
     if json_path is not None:
         write_json(json_path, report.to_dict())
@@ -301,6 +334,7 @@ def verify(
     default=None,
     help="Stream the time axis through a stateful session, N steps per call.",
 )
+@_trust_options
 def run(
     model_dir: Path,
     input_path: Path,
@@ -310,6 +344,7 @@ def run(
     allow_fallback: bool,
     threads: int | None,
     chunk: int | None,
+    trust: Any,
 ) -> None:
     """Run the exported model in MODEL_DIR on arrays from a file; write its outputs to an .npz."""
     from rnnx.run import RunOptions, run_file
@@ -320,6 +355,7 @@ def run(
         allow_fallback=allow_fallback,
         threads=threads,
         chunk=chunk,
+        trust=trust,
     )
     outputs = run_file(model_dir, input_path, output_path, options)
     for name, array in outputs.items():
@@ -409,6 +445,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     default=None,
     help="Write a latency chart (PNG; needs matplotlib).",
 )
+@_trust_options
 def bench(
     export_dir: Path,
     runtimes: tuple[str, ...],
@@ -422,6 +459,7 @@ def bench(
     json_path: Path | None,
     csv_path: Path | None,
     plot_path: Path | None,
+    trust: Any,
 ) -> None:
     """Latency of EXPORT_DIR across runtimes, side by side with eager and the machine's floor."""
     from rnnx.benchmark import bench as run_bench
@@ -438,6 +476,7 @@ def bench(
         chunks=_int_list(chunks) if chunks else (),
         frame_rate=frame_rate,
         repeats=repeats,
+        trust=trust,
     )
     with click.progressbar(
         length=configurations(options), label="benchmarking", file=sys.stderr

@@ -162,6 +162,7 @@ def load(
     threads: int | None = None,
     reference: Any = None,
     format: str | None = None,
+    trust: Any = None,
     **options: Any,
 ) -> Session:
     """Open an export directory as a Session: `session.run(feeds) -> outputs`.
@@ -169,7 +170,9 @@ def load(
     runtime: a name from RUNTIMES: "onnxruntime" (provider "cpu", "cuda[:N]" or any installed
     execution provider by name), "torchscript" or "eager" (provider is the torch device: "cpu",
     "cuda[:N]"). The eager model is rebuilt from the checkpoint recorded at export (or the
-    weights a bare layer's export carries), or is `reference` if given. `format` picks another
+    weights a bare layer's export carries), or is `reference` if given; `trust` (a
+    LoadOptions with model= and/or trust_checkpoint=) is what lets rebuilding it run code: the
+    manifest never grants that. `format` picks another
     format the runtime reads ("onnx-int8"). Other keyword arguments are the runtime's own
     options (onnxruntime: inter_op_threads, graph_optimization, optimized_model_path,
     provider_options).
@@ -183,8 +186,8 @@ def load(
         path = artifact_path(export_dir, manifest, format or entry.formats[0], entry)
     elif format is not None:
         raise RnnxError(f"the {runtime} runtime reads no artifact; format={format!r} is not for it")
-    elif reference is not None:
-        options["reference"] = reference
+    else:
+        options.update(reference=reference, trust=trust)
     if not runtime_available(entry):
         raise RnnxError(f"runtime {runtime} needs {', '.join(entry.modules)}: {entry.install_hint}")
     opener = resolve(entry.opener)
@@ -222,13 +225,15 @@ def open_eager(
     threads: int | None = None,
     reference: Any = None,
     checkpoint: str | os.PathLike | None = None,
+    trust: Any = None,
 ) -> Session:
-    """The eager reference as a Session (the "eager" runtime's opener)."""
+    """The eager reference as a Session (the "eager" runtime's opener); `trust`: the caller's
+    LoadOptions (--model, --trust-checkpoint), the only thing that lets rebuilding run code."""
     from rnnx.exporter.reference import load_reference, reference_module
     from rnnx.runtimes.torch_session import EagerSession, fallback_device
 
     if reference is None:
-        reference = load_reference(export_dir, manifest, checkpoint)
+        reference = load_reference(export_dir, manifest, checkpoint, trust)
     device = fallback_device(provider, allow_fallback)
     return EagerSession(reference_module(manifest, reference), manifest.signature, device=device)
 

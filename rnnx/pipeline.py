@@ -115,15 +115,19 @@ def verify(
     options: VerifyOptions = VerifyOptions(),
     *,
     checkpoint: str | os.PathLike | None = None,
+    trust: LoadOptions | None = None,
 ) -> VerificationReport:
     """Verify every artifact in an export directory against eager PyTorch.
 
     The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
     the manifest (or `checkpoint`, if the file has moved since export), or from the weights a
-    bare layer's export carries.
+    bare layer's export carries. Rebuilding runs code (--model, a pickled module) only when
+    `trust` says so: the manifest never grants it.
     """
     manifest = read_manifest(export_dir)
-    eager = open_eager(Path(export_dir), manifest, reference=reference, checkpoint=checkpoint)
+    eager = open_eager(
+        Path(export_dir), manifest, reference=reference, checkpoint=checkpoint, trust=trust
+    )
     return _compare(verifying_sessions(export_dir, manifest), eager, options)
 
 

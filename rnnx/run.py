@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ class RunOptions:
     allow_fallback: bool = False
     threads: int | None = None
     chunk: int | None = None  # stream the time axis in chunks of this many steps
+    trust: Any = None  # LoadOptions (--model, --trust-checkpoint) for the eager runtime
 
 
 def run_file(
@@ -37,6 +39,7 @@ def run_file(
         provider=options.provider,
         allow_fallback=options.allow_fallback,
         threads=options.threads,
+        trust=options.trust,
     )
     # States not in the file start at zero (Signature.check_feeds: one policy everywhere).
     feeds = session.signature.check_feeds(read_arrays(input_path, session))

@@ -40,6 +40,7 @@ class BenchOptions:
     repeats: int = 30
     warmup: int = 3
     min_seconds: float = 0.0  # keep repeating until each runtime ran this long (stable medians)
+    trust: Any = None  # LoadOptions (--model, --trust-checkpoint) for the eager reference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +84,9 @@ def bench(
         for threads in options.threads:
             torch.set_num_threads(threads)
             sessions = {
-                _label(t.name, provider): _open(t, export_dir, provider, threads, reference)
+                _label(t.name, provider): _open(
+                    t, export_dir, provider, threads, reference, options.trust
+                )
                 for provider in options.providers
                 for t in python
                 if t.runtime.execution_providers or _torch_device(provider)
@@ -179,11 +182,13 @@ def _torch_device(provider: str) -> str | None:
     return provider if provider == "cpu" or provider.startswith("cuda") else None
 
 
-def _open(target: Target, export_dir: Any, provider: str, threads: int, reference: Any) -> Any:
+def _open(
+    target: Target, export_dir: Any, provider: str, threads: int, reference: Any, trust: Any
+) -> Any:
     runtime = target.runtime
     if not runtime.execution_providers:
         provider = _torch_device(provider) or "cpu"
     if target.format is None:
-        return load(export_dir, runtime.name, provider=provider, reference=reference)
+        return load(export_dir, runtime.name, provider=provider, reference=reference, trust=trust)
     return load(export_dir, runtime.name, provider=provider, threads=threads,
                 format=target.format, **runtime.bench_options)  # fmt: skip

@@ -124,7 +124,15 @@ class Manifest:
         )
 
     def artifact_paths(self, export_dir: str | os.PathLike) -> dict[str, Path]:
-        return {fmt: Path(export_dir) / name for fmt, name in self.artifacts.items()}
+        return {fmt: inside(export_dir, name) for fmt, name in self.artifacts.items()}
+
+
+def inside(export_dir: str | os.PathLike, name: str) -> Path:
+    """`export_dir / name`, refused unless it resolves inside the directory (symlinks too)."""
+    path = Path(export_dir) / name
+    if not path.resolve().is_relative_to(Path(export_dir).resolve()):
+        raise RnnxError(f"'{path}' points outside the export directory '{export_dir}'")
+    return path
 
 
 def read_manifest(export_dir: str | os.PathLike) -> Manifest:

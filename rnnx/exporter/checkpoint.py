@@ -61,25 +61,40 @@ def load_checkpoint(path: str | os.PathLike, options: LoadOptions = LoadOptions(
     return _load(path, options, _sha256(path))
 
 
-def load_module_from_source(source: Mapping[str, Any]) -> nn.Module:
-    """Rebuild the eager module a manifest's `source` describes, refusing a changed file."""
-    path = Path(source["path"])
+def load_module_from_source(
+    source: Mapping[str, Any], trust: LoadOptions = LoadOptions(), *, moved: bool = False
+) -> nn.Module:
+    """Rebuild the eager module a manifest's `source` describes, refusing a changed file.
+
+    The manifest is data: it may say where the weights are and how they are laid out, never
+    grant trust. Code runs only when the caller passes it again in `trust` (--model, or
+    --trust-checkpoint for a pickled module). `moved`: `source` is a file given now instead of
+    the recorded one, so there is no recorded sha256 to check it against.
+    """
+    path = Path(str(source.get("path") or ""))
     if not path.exists():
         raise CheckpointError(
             f"checkpoint '{path}' recorded in the manifest not found; pass --checkpoint if it moved"
         )
     digest = _sha256(path)
-    # Hash before loading: a changed file must not be unpickled on the strength of old trust.
-    if source.get("sha256") and digest != source["sha256"]:
+    # Hash before loading: a changed file must not be loaded on the strength of the export.
+    if not moved and source.get("sha256") and digest != source["sha256"]:
         raise CheckpointError(
             f"checkpoint '{path}' changed since export (sha256 differs); export it again"
         )
+    recorded_model = source.get("model")
+    if recorded_model and trust.model is None:
+        raise CheckpointError(
+            f"checkpoint '{path}' was exported with --model {recorded_model}: pass --model "
+            "again to rebuild it (the manifest cannot ask rnnx to import code)"
+        )
+    recorded_args = source.get("init_args")
     options = LoadOptions(
-        model=source.get("model"),
-        init_args=source.get("init_args") or {},
-        nonlinearity=source.get("nonlinearity", "tanh"),
-        batch_first=bool(source.get("batch_first")),
-        trust_checkpoint=bool(source.get("trust_checkpoint")),
+        model=trust.model,
+        init_args=trust.init_args or (recorded_args if isinstance(recorded_args, Mapping) else {}),
+        nonlinearity="relu" if source.get("nonlinearity") == "relu" else "tanh",
+        batch_first=source.get("batch_first") is True,
+        trust_checkpoint=trust.trust_checkpoint,
     )
     return _load(path, options, digest).module
 
@@ -249,10 +264,14 @@ def _instantiate(class_path: str, init_args: Mapping[str, Any]) -> nn.Module:
         raise CheckpointError(
             f"--model {class_path}: cannot import {module_name!r} ({_describe(error)})"
         ) from error
-    if not hasattr(target, attribute):
+    cls = getattr(target, attribute, None)
+    if cls is None:
         raise CheckpointError(f"--model {class_path}: {module_name!r} has no {attribute!r}")
+    # Checked before calling: --model os:system must never run.
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise CheckpointError(f"--model {class_path} is not an nn.Module subclass")
     try:
-        module = getattr(target, attribute)(**init_args)
+        module = cls(**init_args)
     except Exception as error:
         raise CheckpointError(
             f"--model {class_path} cannot be built with --init-args "

@@ -13,8 +13,8 @@ from pathlib import Path
 from torch import nn
 
 from rnnx.core.errors import RnnxError
-from rnnx.core.manifest import Manifest
-from rnnx.exporter.checkpoint import load_module_from_source
+from rnnx.core.manifest import Manifest, inside
+from rnnx.exporter.checkpoint import LoadOptions, load_module_from_source
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.model_io import FlatIO, InputStructure
 
@@ -31,23 +31,23 @@ def load_reference(
     export_dir: str | os.PathLike,
     manifest: Manifest,
     checkpoint: str | os.PathLike | None = None,
+    trust: LoadOptions | None = None,
 ) -> nn.Module:
     """The user's module as exported, from `checkpoint` (a moved file), the recorded source, or
-    the weights inside the export."""
+    the weights inside the export. Only `trust` (the caller's --model / --trust-checkpoint)
+    lets code run; the manifest never does."""
+    trust = trust or LoadOptions()
     if checkpoint is not None:
-        source = {
-            **(manifest.source or {}),
-            "path": str(Path(checkpoint).resolve()),
-            "sha256": None,
-        }
-        return load_module_from_source(source)
+        # The same rules as export: the new file, hashed now, with the caller's trust only.
+        source = {**(manifest.source or {}), "path": str(Path(checkpoint).resolve())}
+        return load_module_from_source(source, trust, moved=True)
     if manifest.source:
-        return load_module_from_source(manifest.source)
+        return load_module_from_source(manifest.source, trust)
     if manifest.reference and manifest.spec is not None:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        path = Path(export_dir) / manifest.reference
+        path = inside(export_dir, manifest.reference)
         layer = manifest.spec.build()
         try:
             layer.load_state_dict(load_file(path))

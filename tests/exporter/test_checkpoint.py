@@ -156,7 +156,11 @@ def test_user_module_class(tmp_path, tagger) -> None:
     assert loaded.source["model"] == "rnnx_test_tagger:Tagger"
     assert loaded.source["init_args"] == {"hidden": 6}
     assert_same_outputs(loaded.module, model)
-    assert_same_outputs(load_module_from_source(json.loads(json.dumps(loaded.source))), model)
+    recorded = json.loads(json.dumps(loaded.source))
+    with pytest.raises(CheckpointError, match="pass --model again"):
+        load_module_from_source(recorded)  # the manifest alone grants no import
+    trust = LoadOptions(model="rnnx_test_tagger:Tagger")  # init_args: the recorded ones
+    assert_same_outputs(load_module_from_source(recorded, trust), model)
 
 
 def test_user_module_class_errors(tmp_path, tagger) -> None:
@@ -207,7 +211,10 @@ def test_pickled_module_needs_trust(tmp_path) -> None:
     assert loaded.source["contents"] == "module" and loaded.source["trust_checkpoint"]
     assert loaded.spec == LayerSpec.from_module(layer)
     assert_same_outputs(loaded.module, layer)
-    assert_same_outputs(load_module_from_source(loaded.source), layer)
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        load_module_from_source(loaded.source)  # the recorded trust is not trust
+    trusted = load_module_from_source(loaded.source, LoadOptions(trust_checkpoint=True))
+    assert_same_outputs(trusted, layer)
 
 
 def test_trusted_module_nested_in_a_training_checkpoint(tmp_path) -> None:
