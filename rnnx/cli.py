@@ -285,8 +285,11 @@ def verify(
 ) -> None:
     """Check every artifact in EXPORT_DIR against eager PyTorch at several shapes."""
     from rnnx.core.manifest import write_json
+    from rnnx.pipeline import check_report_path
     from rnnx.pipeline import verify as run_verify
 
+    if json_path is not None:
+        check_report_path(export_dir, json_path)
     report = run_verify(export_dir, options=verify_options, checkpoint=checkpoint, trust=trust)
     _print_report(report)
     if json_path is not None:

@@ -11,7 +11,9 @@ import dataclasses
 import datetime
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -94,6 +96,11 @@ def export_checkpoint(
     options: ExportOptions = ExportOptions(),
     load_options: LoadOptions | None = None,
 ) -> ExportResult:
+    target = Path(output_dir).resolve()
+    if options.force and Path(checkpoint).resolve().is_relative_to(target):
+        raise RnnxError(
+            f"checkpoint '{checkpoint}' is inside the output '{output_dir}' that --force replaces"
+        )
     loaded = load_checkpoint(checkpoint, load_options or LoadOptions())
     module = loaded.module
     if loaded.spec is None and not callable(getattr(module, "example_inputs", None)):
@@ -129,6 +136,15 @@ def verify(
         Path(export_dir), manifest, reference=reference, checkpoint=checkpoint, trust=trust
     )
     return _compare(verifying_sessions(export_dir, manifest), eager, options)
+
+
+def check_report_path(export_dir: str | os.PathLike, path: str | os.PathLike) -> None:
+    """A report written next to an export must not replace its manifest or an artifact."""
+    manifest = read_manifest(export_dir)
+    names = [MANIFEST, *manifest.artifacts.values(), *filter(None, [manifest.reference])]
+    taken = {(Path(export_dir) / name).resolve() for name in names}
+    if Path(path).resolve() in taken:
+        raise RnnxError(f"--json '{path}' would overwrite a file of the export '{export_dir}'")
 
 
 def _compare(sessions: Mapping[str, Any], eager: Any, options: VerifyOptions) -> VerificationReport:
@@ -232,43 +248,86 @@ def _formats(options: ExportOptions) -> list[str]:
     return [name for name in FORMATS if name in wanted]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while an export was being staged (raised to unwind and clean up)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(f"signal {signum}")
+
+
 class _staging_directory:
     """Build the export in a temporary sibling directory; rename it into place on success.
 
-    On any failure the temporary directory is removed, so no partial export is ever left at
-    `target`.
+    On any failure, Ctrl-C or SIGTERM the temporary directory is removed, so no partial export
+    is ever left at `target` (a SIGTERM is then delivered again, so the process still ends as
+    the sender asked). A symlinked target is followed: what it points to is replaced.
     """
 
     def __init__(self, target: Path, *, force: bool) -> None:
-        self.target = target
+        self.given = target
+        self.target = target.resolve()
         self.force = force
+        self.handling = False
 
     def __enter__(self) -> Path:
-        if self.target.exists() and not (self.target.is_dir() and not any(self.target.iterdir())):
+        self._check_target()
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(
+                tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent)
+            )
+            self.staging.chmod(0o755)  # mkdtemp makes it private; an export directory is not
+        except OSError as error:
+            raise RnnxError(f"cannot create output '{self.given}': {error.strerror}") from error
+        # Only where SIGTERM would otherwise kill the process outright (not in a thread, not
+        # under an application's own handler).
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            self.handling = True
+        return self.staging
+
+    def _check_target(self) -> None:
+        given, target = self.given, self.target
+        if Path.cwd().is_relative_to(target):
+            raise RnnxError(
+                f"output '{given}' is the current directory or contains it; name a new directory"
+            )
+        if target.exists() and not (target.is_dir() and not any(target.iterdir())):
             if not self.force:
+                raise RnnxError(f"output '{given}' already exists; pass --force to replace it")
+            if not target.is_dir() or not (target / MANIFEST).exists():
                 raise RnnxError(
-                    f"output '{self.target}' already exists; pass --force to replace it"
-                )
-            if not self.target.is_dir() or not (self.target / MANIFEST).exists():
-                raise RnnxError(
-                    f"output '{self.target}' exists and is not an rnnx export directory; "
+                    f"output '{given}' exists and is not an rnnx export directory; "
                     "refusing to replace it"
                 )
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(
-            tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent)
-        )
-        self.staging.chmod(0o755)  # mkdtemp makes it private; an export directory is not
-        return self.staging
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             shutil.rmtree(self.staging, ignore_errors=True)
+            self._restore(again=exc_type is Terminated)
             return
-        old = None
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
-            os.replace(self.target, old)
-        os.replace(self.staging, self.target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        # The two renames are one step: a SIGTERM waits until both are done.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            old = None
+            if self.target.exists():
+                old = self.target.with_name(f".{self.target.name}.old-{os.getpid()}")
+                os.replace(self.target, old)
+            os.replace(self.staging, self.target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError as error:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            raise RnnxError(f"cannot move the export into '{self.given}': {error}") from error
+        finally:
+            self._restore(again=False)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+    def _restore(self, *, again: bool) -> None:
+        if self.handling:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self.handling = False
+            if again:
+                os.kill(os.getpid(), signal.SIGTERM)

@@ -12,7 +12,7 @@ import numpy as np
 from rnnx.core.errors import InputError, RnnxError
 from rnnx.formats import load
 from rnnx.runtimes import Session
-from rnnx.runtimes.streaming import run_in_chunks
+from rnnx.runtimes.streaming import UNREADABLE, run_in_chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +56,16 @@ def read_arrays(path: str | os.PathLike, session: Session) -> dict[str, np.ndarr
         raise RnnxError(f"input file '{path}' not found")
     try:
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
+            archive = np.load(path, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with archive:
                 return {k: archive[k] for k in archive.files}
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise RnnxError(f"'{path}' is not a readable .npy/.npz file: {error}") from error
+        if not isinstance(array, np.ndarray):
+            raise ValueError("an .npz archive: name it .npz")
+    except UNREADABLE as error:
+        raise RnnxError(f"'{path}' is not a readable .npy/.npz file: {_first(error)}") from error
     data = session.signature.data_inputs
     if len(data) != 1:
         names = ", ".join(t.name for t in data)
@@ -72,9 +77,17 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Through a temporary file and a rename: never a half-written output."""
     if not path.parent.is_dir():
         raise RnnxError(f"output directory '{path.parent}' does not exist")
+    if path.is_dir():
+        raise RnnxError(f"output '{path}' is a directory; name an .npz file")
     temporary = path.with_name(f".{path.name}.tmp.npz")
     try:
         np.savez(temporary, **arrays)
         os.replace(temporary, path)
+    except OSError as error:
+        raise RnnxError(f"cannot write '{path}': {error.strerror or error}") from error
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _first(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -126,6 +126,13 @@ class LayerSpec:
             shapes[(name, layer, reverse)] = tuple(value.shape)
         if ("weight_ih", 0, False) not in shapes or ("weight_hh", 0, False) not in shapes:
             raise CheckpointError(f"{source}: no weight_ih_l0/weight_hh_l0, not a recurrent layer")
+        for (name, layer, reverse), shape in shapes.items():
+            rank = 1 if name.startswith("bias") else 2
+            if len(shape) != rank or 0 in shape:
+                key = f"{name}_l{layer}{'_reverse' if reverse else ''}"
+                raise CheckpointError(
+                    f"{source}: {key} has shape {list(shape)}, not a non-empty {rank}-D tensor"
+                )
 
         num_layers = 1 + max(layer for _, layer, _ in shapes)
         bidirectional = any(reverse for _, _, reverse in shapes)

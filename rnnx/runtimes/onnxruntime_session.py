@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import InputError, RnnxError
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
@@ -80,6 +80,28 @@ class OnnxRuntimeSession(Session):
         self.device = _DEVICE.get(self._session.get_providers()[0], "cpu")
         self.device_id = device_id or 0
         self._output_names = [o.name for o in self._session.get_outputs()]
+        self._path = path
+        self._check_matches(signature)
+
+    def _check_matches(self, signature: Signature) -> None:
+        """The graph's input and output names are those its manifest lists."""
+        graph_inputs = [i.name for i in self._session.get_inputs()]
+        for kind, graph, listed in (
+            ("inputs", graph_inputs, signature.input_names),
+            ("outputs", self._output_names, signature.output_names),
+        ):
+            if sorted(graph) != sorted(listed):
+                raise RnnxError(
+                    f"artifact '{self._path}' does not match its manifest: its {kind} are "
+                    f"{', '.join(graph)}, the manifest lists {', '.join(listed)}"
+                )
+
+    def _failed(self, error: Exception) -> InputError:
+        """onnxruntime's binding and shape errors, as one line naming the artifact."""
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        return InputError(
+            f"onnxruntime cannot run '{self._path}' (does it match its manifest?): {first_line}"
+        )
 
     @staticmethod
     def _fall_back(
@@ -113,7 +135,10 @@ class OnnxRuntimeSession(Session):
         return self._session.get_providers()
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self._session.run(self._output_names, feeds)
+        try:
+            outputs = self._session.run(self._output_names, feeds)
+        except Exception as error:  # onnxruntime's own InvalidArgument/Fail/... types
+            raise self._failed(error) from error
         return dict(zip(self._output_names, outputs))
 
     # Streaming keeps states as OrtValues in the provider's memory and binds them with IO
@@ -144,7 +169,10 @@ class OnnxRuntimeSession(Session):
         for name in self._output_names:
             device = self.device if name in state_outputs else "cpu"
             binding.bind_output(name, device, self.device_id if device != "cpu" else 0)
-        self._session.run_with_iobinding(binding)
+        try:
+            self._session.run_with_iobinding(binding)
+        except Exception as error:  # onnxruntime's own InvalidArgument/Fail/... types
+            raise self._failed(error) from error
         values = dict(zip(self._output_names, binding.get_outputs()))
         outputs = {
             name: value.numpy() for name, value in values.items() if name not in state_outputs
