@@ -23,11 +23,18 @@ from rnnx.formats import FORMATS, PYTHON_RUNTIMES, format_choices
 
 
 class _Group(click.Group):
-    """Turns every RnnxError into one clear line on stderr and exit code 1.
+    """Turns every RnnxError (and click's usage errors) into one clear line and exit code 1.
 
     Anything else is a bug in rnnx or its dependencies: still one line (exit code 2) with the
     exception, and the full traceback only when RNNX_DEBUG=1.
     """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            error.exit_code = 1
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         import warnings
@@ -44,6 +51,9 @@ class _Group(click.Group):
         except RnnxError as error:
             click.echo(f"rnnx: error: {error}", err=True)
             sys.exit(1)
+        except click.UsageError as error:
+            error.exit_code = 1  # a bad option is the user's to fix; exit code 2 means a bug
+            raise
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:

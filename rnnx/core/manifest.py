@@ -109,14 +109,14 @@ class Manifest:
             spec=spec,
             stateless=bool(data.get("stateless")),
             input_structure=_optional_str(data, "input_structure", source),
-            class_path=data.get("class"),
+            class_path=_optional_str(data, "class", source),
             source=source_field,
             reference=reference,
-            opset=data.get("opset"),
-            example_sizes=data.get("example_sizes"),
-            quantization=data.get("quantization"),
-            doctor=tuple(data.get("doctor") or ()),
-            verification=data.get("verification"),
+            opset=_optional(data, "opset", int, source),
+            example_sizes=_optional(data, "example_sizes", Mapping, source),
+            quantization=_optional(data, "quantization", Mapping, source),
+            doctor=_doctor(data.get("doctor"), source),
+            verification=_verification(data.get("verification"), source),
             rnnx_version=str(data.get("rnnx_version", "")),
             torch_version=str(data.get("torch_version", "")),
             created=str(data.get("created", "")),
@@ -164,6 +164,46 @@ def _optional_str(data: Mapping[str, Any], key: str, source: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise RnnxError(f"{source}: {key!r} must be a string")
     return value
+
+
+def _optional(data: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise RnnxError(f"{source}: {key!r} must be {'an integer' if kind is int else 'an object'}")
+    return value
+
+
+def _doctor(value: Any, source: str) -> tuple[Mapping[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(d, Mapping) for d in value):
+        raise RnnxError(f"{source}: 'doctor' must be a list of findings")
+    return tuple(value)
+
+
+def _verification(value: Any, source: str) -> Mapping[str, Any] | None:
+    """The report recorded at export, in the shape `rnnx inspect` shows (compare.py writes it)."""
+    if value is None:
+        return None
+    summary = value.get("summary") if isinstance(value, Mapping) else None
+    reduced = value.get("reduced_precision") if isinstance(value, Mapping) else None
+    well_formed = (
+        isinstance(value, Mapping)
+        and value.get("passed") in (True, False, None)
+        and isinstance(summary or {}, Mapping)
+        and all(_report_row(row) for row in (summary or {}).values())
+        and isinstance(reduced or {}, Mapping)
+        and all(
+            isinstance(pair, list) and len(pair) == 2 for pair in (reduced or {}).values()
+        )
+    )
+    if not well_formed:
+        raise RnnxError(f"{source}: 'verification' is malformed; verify the export again")
+    return value
+
+
+def _report_row(row: Any) -> bool:
+    return isinstance(row, Mapping) and row.get("passed") in (True, False, None)
 
 
 def _renamed(artifacts: Any) -> Any:
