@@ -193,9 +193,7 @@ def _verification(value: Any, source: str) -> Mapping[str, Any] | None:
         and isinstance(summary or {}, Mapping)
         and all(_report_row(row) for row in (summary or {}).values())
         and isinstance(reduced or {}, Mapping)
-        and all(
-            isinstance(pair, list) and len(pair) == 2 for pair in (reduced or {}).values()
-        )
+        and all(isinstance(pair, list) and len(pair) == 2 for pair in (reduced or {}).values())
     )
     if not well_formed:
         raise RnnxError(f"{source}: 'verification' is malformed; verify the export again")

@@ -15,6 +15,13 @@ from rnnx.core.errors import InputError, RnnxError
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
+from rnnx.runtimes.non_finite import (
+    MASKING_OPS,
+    check_policy,
+    nan_sequences,
+    poison,
+    refuse_non_finite,
+)
 
 # Short provider names users type, and the execution provider each stands for. Any other
 # installed provider is accepted by its full name (TensorrtExecutionProvider, ...).
@@ -40,6 +47,7 @@ class OnnxRuntimeOptions:
     optimized_model_path: str | None = None  # save the graph onnxruntime actually runs
     provider_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     allow_fallback: bool = False  # run on CPU (with a warning) if the provider is unavailable
+    non_finite: str = "propagate"  # or "error": NaN inputs to LSTM/GRU kernels (non_finite.py)
 
 
 def resolve_provider(provider: str) -> tuple[str, int | None]:
@@ -82,6 +90,24 @@ class OnnxRuntimeSession(Session):
         self._output_names = [o.name for o in self._session.get_outputs()]
         self._path = path
         self._check_matches(signature)
+        self._non_finite = check_policy(options.non_finite)
+        self._hides_nan: bool | None = None  # found out on the first NaN input
+
+    def _nan_guard(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """non_finite="error": refuse; "propagate": the sequences to give NaN, if the graph's
+        kernels would hide it (None when nothing needs doing)."""
+        if self._non_finite == "error":
+            refuse_non_finite(feeds)
+            return None
+        mask = nan_sequences(self.signature, feeds)
+        if mask is None:
+            return None
+        if self._hides_nan is None:
+            import onnx
+
+            graph = onnx.load(os.fspath(self._path), load_external_data=False).graph
+            self._hides_nan = any(node.op_type in MASKING_OPS for node in graph.node)
+        return mask if self._hides_nan else None
 
     def _check_matches(self, signature: Signature) -> None:
         """The graph's input and output names are those its manifest lists."""
@@ -135,11 +161,12 @@ class OnnxRuntimeSession(Session):
         return self._session.get_providers()
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        mask = self._nan_guard(feeds)
         try:
-            outputs = self._session.run(self._output_names, feeds)
+            outputs = dict(zip(self._output_names, self._session.run(self._output_names, feeds)))
         except Exception as error:  # onnxruntime's own InvalidArgument/Fail/... types
             raise self._failed(error) from error
-        return dict(zip(self._output_names, outputs))
+        return outputs if mask is None else poison(self.signature, outputs, mask)
 
     # Streaming keeps states as OrtValues in the provider's memory and binds them with IO
     # binding: on CUDA the state never crosses to the host between chunks, only the chunk in
@@ -160,6 +187,7 @@ class OnnxRuntimeSession(Session):
         return {name: value.numpy() for name, value in state.items()}
 
     def _step(self, feeds: dict[str, np.ndarray], state: dict[str, Any]) -> tuple[dict, dict]:
+        mask = self._nan_guard(feeds)
         binding = self._session.io_binding()
         for name, array in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(array))
@@ -177,6 +205,12 @@ class OnnxRuntimeSession(Session):
         outputs = {
             name: value.numpy() for name, value in values.items() if name not in state_outputs
         }
+        if mask is not None:  # rare: states come to the host, take their NaN, and go back
+            states = {o: values[o].numpy() for o in state_outputs}
+            poisoned = poison(self.signature, {**outputs, **states}, mask)
+            outputs = {name: poisoned[name] for name in outputs}
+            pairs = self.signature.state_pairs
+            return outputs, self._state_from_numpy({i: poisoned[o] for o, i in pairs})
         return outputs, {i: values[o] for o, i in self.signature.state_pairs}
 
 
