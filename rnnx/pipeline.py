@@ -281,6 +281,11 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated(f"signal {signum}")
 
 
+def _block_sigterm(block: bool) -> None:
+    if hasattr(signal, "pthread_sigmask"):  # POSIX; elsewhere the renames are not guarded
+        signal.pthread_sigmask(signal.SIG_BLOCK if block else signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 class _staging_directory:
     """Build the export in a temporary sibling directory; rename it into place on success.
 
@@ -334,7 +339,7 @@ class _staging_directory:
             self._restore(again=exc_type is Terminated)
             return
         # The two renames are one step: a SIGTERM waits until both are done.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        _block_sigterm(True)
         try:
             old = None
             if self.target.exists():
@@ -348,7 +353,7 @@ class _staging_directory:
             raise RnnxError(f"cannot move the export into '{self.given}': {error}") from error
         finally:
             self._restore(again=False)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            _block_sigterm(False)
 
     def _restore(self, *, again: bool) -> None:
         if self.handling:

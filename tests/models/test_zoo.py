@@ -109,7 +109,10 @@ def test_cli_exports_a_whole_model_class_from_its_weights(tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "rnnx.json").read_text())
     assert manifest["model"] == "module" and manifest["verification"]["passed"]
-    assert CliRunner().invoke(main, ["verify", str(out)]).exit_code == 0
+    refused = CliRunner().invoke(main, ["verify", str(out)])  # the manifest grants no import
+    assert refused.exit_code == 1 and "--model my_zoo:Encoder" in refused.stderr
+    verify = ["verify", str(out), "--model", "my_zoo:Encoder"]
+    assert CliRunner().invoke(main, verify).exit_code == 0
 
 
 class _NestedOutputs(nn.Module):
