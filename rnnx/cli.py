@@ -474,6 +474,34 @@ def bench(
 
 
 @main.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,64.")
+@click.option("--time", "times", default="100", show_default=True, help="Sequence lengths.")
+@click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2.")
+@click.option("--repeats", type=int, default=20, show_default=True, help="Timed calls per runtime.")
+def tune(export_dir: Path, batches: str, times: str, threads: str, repeats: int) -> None:
+    """Find the fastest verified runtime for EXPORT_DIR per shape; record it for load "auto"."""
+    from rnnx.benchmark.report import format_table
+    from rnnx.tune import TuneOptions
+    from rnnx.tune import tune as run_tune
+
+    options = TuneOptions(
+        batches=_int_list(batches),
+        times=_int_list(times),
+        threads=_int_list(threads),
+        repeats=repeats,
+    )
+    result = run_tune(export_dir, options)
+    click.echo(format_table(result.rows))
+    for name, reason in result.rejected.items():
+        click.echo(f"not a candidate: {name}: {reason}")
+    for choice in result.choices:
+        shape = f"batch {choice['batch']}, time {choice['time']}, {choice['threads']} thread(s)"
+        click.echo(f"{shape}: {choice['target']} ({choice['p50_ms']:.3f} ms p50)")
+    click.echo(f'recorded in {export_dir}/rnnx.json: rnnx.load(dir, "auto", batch=N) opens it')
+
+
+@main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @_checkpoint_options
 def doctor(checkpoint: Path, load_options: Any) -> None:

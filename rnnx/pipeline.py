@@ -124,6 +124,7 @@ def verify(
     *,
     checkpoint: str | os.PathLike | None = None,
     runtime: str | None = None,
+    format: str | None = None,
     **runtime_options: Any,
 ) -> VerificationReport:
     """Verify every artifact in an export directory against eager PyTorch.
@@ -131,7 +132,8 @@ def verify(
     The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
     the manifest (or `checkpoint`, if the file has moved since export), or from the weights a
     bare layer's export carries. Each artifact runs in the runtime that verifies its format,
-    or in `runtime` (with its options, e.g. precision="bf16"), for the formats it reads.
+    or in `runtime` (with its options, e.g. precision="bf16"), for the formats it reads (or
+    only `format`).
     """
     manifest = read_manifest(export_dir)
     eager = open_eager(Path(export_dir), manifest, reference=reference, checkpoint=checkpoint)
@@ -141,7 +143,7 @@ def verify(
     precision = runtime_options.get("precision", "f32")
     sessions, classes = {}, {}
     for name in entry.formats:
-        if name in manifest.artifacts:
+        if name in manifest.artifacts and format in (None, name):
             label = f"{runtime}:{name}" + (f"[{precision}]" if precision != "f32" else "")
             path = artifact_path(export_dir, manifest, name, entry)
             sessions[label] = resolve(str(entry.opener))(path, manifest, **runtime_options)
