@@ -337,7 +337,7 @@ def cpp() -> None:
     "--build-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Build directory (default: cpp/build in a source checkout, else ~/.cache/rnnx/cpp-VERSION).",
+    help="Build directory (default: cpp/build in a checkout, else ~/.cache/rnnx/cpp-VERSION).",
 )
 @click.option("--no-torch", is_flag=True, help="Build the ONNX Runtime runner only.")
 @click.option("--jobs", type=int, default=2, show_default=True)
