@@ -33,7 +33,7 @@ from rnnx.core.signature import (
     time_layout,
 )
 from rnnx.exporter.plan import ExportPlan, plan_export
-from rnnx.runtimes.streaming import assemble_chunks
+from rnnx.runtimes.streaming import assemble_chunks, stream_in_chunks
 from rnnx.runtimes.torch_session import EagerSession
 
 RANDOM_FUNCTIONS = {
@@ -225,24 +225,15 @@ def check_streaming(module: nn.Module, signature: Signature) -> tuple[Signature,
     than streamed wrong. The same run tells how a derived output axis such as `time*batch`
     (`out.view(-1, n)`) is laid out, which the signature then spells in memory order.
     """
-    timed = [t for t in signature.data_inputs if "time" in t.dims]
-    if not signature.streamable or not timed:
+    if not signature.streamable or not any("time" in t.dims for t in signature.data_inputs):
         return signature, []  # nothing to chunk (step models are streamed a step per call)
     eager = EagerSession(module, signature)
     probe = signature.fit(_STREAM_PROBE)
     feeds = random_inputs(signature, probe, seed=7)
-    batch, time = probe["batch"], probe["time"]
+    batch = probe["batch"]
     try:
         whole = eager.run(feeds)
-        stream = eager.stream(batch)
-        stream.set_state({name: feeds[name] for name in signature.state_inputs})
-        pieces = []
-        for start in range(0, time, _STREAM_CHUNK):
-            steps = range(start, min(start + _STREAM_CHUNK, time))
-            pieces.append(stream.step({
-                t.name: np.take(feeds[t.name], steps, t.dims.index("time")) if t in timed
-                else feeds[t.name] for t in signature.data_inputs
-            }))  # fmt: skip
+        pieces, _ = stream_in_chunks(eager, feeds, _STREAM_CHUNK)
     except Exception as error:  # a chunk too short for the model is a reason not to stream
         return _not_streamable(signature, f"it fails on a chunk of {_STREAM_CHUNK} steps "
                                f"({_first_line(error)})")  # fmt: skip

@@ -150,11 +150,25 @@ def run_in_chunks(
 ) -> dict[str, np.ndarray]:
     """Feed whole-sequence `feeds` (states included) through a new Stream, `chunk` steps at a
     time; returns what one `session.run(feeds)` returns, reassembled from the pieces."""
+    signature = session.signature
+    pieces, stream = stream_in_chunks(session, feeds, chunk)
+    outputs = {name: assemble_chunks(signature.output(name).dims, [p[name] for p in pieces],
+                                     stream.batch) for name in pieces[0]}  # fmt: skip
+    final = stream.state
+    outputs.update({o: final[i] for o, i in signature.state_pairs})
+    return {name: outputs[name] for name in signature.output_names}
+
+
+def stream_in_chunks(
+    session: Session, feeds: Mapping[str, np.ndarray], chunk: int
+) -> tuple[list[dict[str, np.ndarray]], Stream]:
+    """The data outputs of each chunk of `feeds` fed through a new Stream (from the states in
+    `feeds`), and the stream. Inputs without a time axis go whole with every chunk."""
     if chunk < 1:
         raise InputError(f"chunk size must be at least 1, got {chunk}")
     signature = session.signature
     data = signature.data_inputs
-    timed = [t for t in data if "time" in t.dims]  # others (an embedding per sequence) go whole
+    timed = [t for t in data if "time" in t.dims]
     if not timed:
         raise InputError(f"input {data[0].name!r} has no time axis to chunk")
     first = timed[0]
@@ -171,11 +185,7 @@ def run_in_chunks(
             t.name: np.take(feeds[t.name], steps, t.dims.index("time")) if t in timed
             else feeds[t.name] for t in data
         }))  # fmt: skip
-    outputs = {name: assemble_chunks(signature.output(name).dims, [p[name] for p in pieces], batch)
-               for name in pieces[0]}  # fmt: skip
-    final = stream.state
-    outputs.update({o: final[i] for o, i in signature.state_pairs})
-    return {name: outputs[name] for name in signature.output_names}
+    return pieces, stream
 
 
 def assemble_chunks(dims: Sequence[Any], pieces: list[np.ndarray], batch: int) -> np.ndarray:
