@@ -246,15 +246,36 @@ def export(
     default=None,
     help="Also write the full report as JSON to this file.",
 )
+@click.option(
+    "--runtime",
+    type=click.Choice([r for r in PYTHON_RUNTIMES if r != "eager"]),
+    default=None,
+    help="Run the artifacts in this runtime (default: the one that verifies each format).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["f32", "bf16", "f16"]),
+    default=None,
+    help="Inference precision, for runtimes that have one (openvino); checked with its tolerance.",
+)
 @_verify_options
 def verify(
-    export_dir: Path, checkpoint: Path | None, json_path: Path | None, verify_options: Any
+    export_dir: Path,
+    checkpoint: Path | None,
+    json_path: Path | None,
+    runtime: str | None,
+    precision: str | None,
+    verify_options: Any,
 ) -> None:
     """Check every artifact in EXPORT_DIR against eager PyTorch at several shapes."""
     from rnnx.core.manifest import write_json
     from rnnx.pipeline import verify as run_verify
 
-    report = run_verify(export_dir, options=verify_options, checkpoint=checkpoint)
+    if precision is not None and runtime is None:
+        raise RnnxError("--precision needs --runtime (the runtime that runs at that precision)")
+    extra = {"precision": precision} if precision else {}
+    report = run_verify(export_dir, options=verify_options, checkpoint=checkpoint,
+                        runtime=runtime, **extra)  # fmt: skip
     _print_report(report)
     if json_path is not None:
         write_json(json_path, report.to_dict())

@@ -32,7 +32,10 @@ STREAM_CHUNKS = (1, 3, 17)
 # Reduced-precision formats are checked with their own, documented tolerance class (a format's
 # `tolerance` in rnnx/formats.py): int8 dynamic quantization rounds weights and activations to
 # 8 bits, so errors of ~1e-3 on unit-scale inputs are expected.
-REDUCED_PRECISION = (("int8", 1e-2, 1e-2),)
+# bf16 keeps 8 bits of mantissa: measured errors are 1.5e-3 to 3.5e-3 for LSTM/GRU stacks and
+# about 1e-2 for a 3-layer ReLU RNN, whose values grow; 3e-2 holds for deep stacks without
+# hiding a wrong graph (a wrong gate order errs by 1e-1 and more). f16 keeps 11 bits.
+REDUCED_PRECISION = (("int8", 1e-2, 1e-2), ("bf16", 3e-2, 3e-2), ("f16", 1e-2, 1e-2))
 
 
 @dataclasses.dataclass(frozen=True)

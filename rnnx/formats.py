@@ -44,9 +44,9 @@ class Runtime:
     install_hint: str  # how to get it when it is missing
     modules: tuple[str, ...] = ()  # Python packages it needs
     runner: str | None = None  # a C++ runner executable (cpp/), measured by `rnnx bench`
-    # provider names: onnxruntime execution providers (cpu, cuda:N, TensorrtExecutionProvider,
-    # ...) when True, else torch devices (cpu, cuda:N)
-    execution_providers: bool = False
+    # what its `provider` names: "execution-providers" (onnxruntime's: cpu, cuda:N,
+    # TensorrtExecutionProvider, ...), "torch" (devices: cpu, cuda:N) or "cpu" (cpu only)
+    devices: str = "torch"
     bench_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -101,9 +101,17 @@ RUNTIMES: dict[str, Runtime] = {
             "rnnx.runtimes.onnxruntime_session:open_onnxruntime",
             "export with --format onnx or all (pip install onnxruntime)",
             modules=("onnxruntime",),
-            execution_providers=True,
+            devices="execution-providers",
             # one inter-op thread: --threads alone sets the parallelism a row measures
             bench_options={"inter_op_threads": 1},
+        ),
+        Runtime(
+            "openvino",
+            ("onnx",),
+            "rnnx.runtimes.openvino_session:open_openvino",
+            "pip install openvino (the rnnx[openvino] extra)",
+            modules=("openvino",),
+            devices="cpu",
         ),
         Runtime(
             "cpp-onnxruntime",
@@ -125,6 +133,16 @@ RUNTIMES: dict[str, Runtime] = {
 }
 
 PYTHON_RUNTIMES = tuple(name for name, r in RUNTIMES.items() if r.opener)
+
+
+def device_for(runtime: Runtime, provider: str) -> str | None:
+    """The `provider` argument `runtime` takes for a provider column of `rnnx bench` (cpu,
+    cuda:0, an execution provider), or None when it has no such device."""
+    if runtime.devices == "execution-providers":
+        return provider
+    if provider == "cpu" or (runtime.devices == "torch" and provider.startswith("cuda")):
+        return provider
+    return None
 
 
 def runtimes_for(format: str) -> list[Runtime]:

@@ -36,7 +36,15 @@ from rnnx.exporter.reference import (
     REFERENCE_FILE,
     write_reference,
 )
-from rnnx.formats import FORMATS, format_choices, open_eager, resolve, verifying_sessions
+from rnnx.formats import (
+    FORMATS,
+    artifact_path,
+    format_choices,
+    get_runtime,
+    open_eager,
+    resolve,
+    verifying_sessions,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,16 +123,32 @@ def verify(
     options: VerifyOptions = VerifyOptions(),
     *,
     checkpoint: str | os.PathLike | None = None,
+    runtime: str | None = None,
+    **runtime_options: Any,
 ) -> VerificationReport:
     """Verify every artifact in an export directory against eager PyTorch.
 
     The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
     the manifest (or `checkpoint`, if the file has moved since export), or from the weights a
-    bare layer's export carries.
+    bare layer's export carries. Each artifact runs in the runtime that verifies its format,
+    or in `runtime` (with its options, e.g. precision="bf16"), for the formats it reads.
     """
     manifest = read_manifest(export_dir)
     eager = open_eager(Path(export_dir), manifest, reference=reference, checkpoint=checkpoint)
-    return _compare(verifying_sessions(export_dir, manifest), eager, options)
+    if runtime is None:
+        return _compare(verifying_sessions(export_dir, manifest), eager, options)
+    entry = get_runtime(runtime)
+    precision = runtime_options.get("precision", "f32")
+    sessions, classes = {}, {}
+    for name in entry.formats:
+        if name in manifest.artifacts:
+            label = f"{runtime}:{name}" + (f"[{precision}]" if precision != "f32" else "")
+            path = artifact_path(export_dir, manifest, name, entry)
+            sessions[label] = resolve(str(entry.opener))(path, manifest, **runtime_options)
+            classes[label] = FORMATS[name].tolerance if precision == "f32" else precision
+    if not sessions:
+        raise RnnxError(f"'{export_dir}' has no artifact the {runtime} runtime reads")
+    return compare(sessions, eager, options, classes)
 
 
 def _compare(sessions: Mapping[str, Any], eager: Any, options: VerifyOptions) -> VerificationReport:

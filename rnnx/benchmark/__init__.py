@@ -21,7 +21,7 @@ from rnnx.core.errors import RnnxError
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.core.signature import random_inputs
 from rnnx.cpp_build import runner_path
-from rnnx.formats import FORMATS, RUNTIMES, Runtime, load, runtime_available
+from rnnx.formats import FORMATS, RUNTIMES, Runtime, device_for, load, runtime_available
 
 __all__ = ["BenchOptions", "BenchRow", "bench", "configurations", "targets"]
 
@@ -86,7 +86,7 @@ def bench(
                 _label(t.name, provider): _open(t, export_dir, provider, threads, reference)
                 for provider in options.providers
                 for t in python
-                if t.runtime.execution_providers or _torch_device(provider)
+                if device_for(t.runtime, provider) is not None
             }
             for batch in options.batches:
                 for steps in options.times:
@@ -174,16 +174,10 @@ def _label(name: str, provider: str) -> str:
     return name if provider == "cpu" else f"{name}[{provider}]"
 
 
-def _torch_device(provider: str) -> str | None:
-    """The torch device for a provider name; None for providers torch has no device for."""
-    return provider if provider == "cpu" or provider.startswith("cuda") else None
-
-
 def _open(target: Target, export_dir: Any, provider: str, threads: int, reference: Any) -> Any:
     runtime = target.runtime
-    if not runtime.execution_providers:
-        provider = _torch_device(provider) or "cpu"
+    device = device_for(runtime, provider)
     if target.format is None:
-        return load(export_dir, runtime.name, provider=provider, reference=reference)
-    return load(export_dir, runtime.name, provider=provider, threads=threads,
+        return load(export_dir, runtime.name, provider=device, reference=reference)
+    return load(export_dir, runtime.name, provider=device, threads=threads,
                 format=target.format, **runtime.bench_options)  # fmt: skip

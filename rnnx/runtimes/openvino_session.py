@@ -1,0 +1,111 @@
+"""OpenVINO backend: the ONNX artifact compiled by OpenVINO for the CPU, at a chosen precision.
+
+OpenVINO reads rnnx's ONNX graphs directly (native LSTM/GRU/RNN ops become its sequence ops).
+The precision is OpenVINO's inference precision hint: "f32", or "bf16"/"f16" where the CPU has
+them (AVX512-BF16 or AMX for bf16); a precision the CPU lacks is an error naming what it has.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnx.core.errors import RnnxError
+from rnnx.core.manifest import Manifest
+from rnnx.core.signature import Signature
+from rnnx.runtimes.base import Session
+
+# rnnx's precision names -> OpenVINO's inference precision, and the CPU capability it needs.
+PRECISIONS = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "f16": ("f16", "FP16")}
+
+
+def supported_precisions() -> list[str]:
+    """The precisions this machine's CPU runs, from OpenVINO's own capability list."""
+    import openvino as ov
+
+    capabilities = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return [name for name, (_, needs) in PRECISIONS.items() if needs in capabilities]
+
+
+class OpenVinoSession(Session):
+    runtime = "openvino"
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        signature: Signature,
+        *,
+        precision: str = "f32",
+        threads: int | None = None,
+    ) -> None:
+        import openvino as ov
+
+        super().__init__(signature)
+        if precision not in PRECISIONS:
+            raise RnnxError(
+                f"precision {precision!r} is not one rnnx knows; expected {', '.join(PRECISIONS)}"
+            )
+        supported = supported_precisions()
+        if precision not in supported:
+            raise RnnxError(
+                f"precision {precision!r} is not supported by this CPU in OpenVINO; it supports "
+                f"{', '.join(supported)}"
+            )
+        _refuse_scan(path)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision][0]}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self._compiled = ov.Core().compile_model(os.fspath(path), "CPU", config)
+        except Exception as error:  # OpenVINO raises RuntimeError with a multi-line report
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise RnnxError(f"OpenVINO cannot compile '{path}': {first_line[:300]}") from error
+        self.precision = precision
+        self._names = [output.get_any_name() for output in self._compiled.outputs]
+        # An infer request is not for concurrent use: one per thread, so streams on several
+        # threads can share the session as with the other runtimes.
+        self._local = threading.local()
+
+    @property
+    def providers(self) -> list[str]:
+        return [f"openvino:CPU:{self.precision}"]
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        results = request.infer({name: np.ascontiguousarray(a) for name, a in feeds.items()})
+        return {name: np.array(results[output]) for name, output in
+                zip(self._names, self._compiled.outputs)}  # fmt: skip
+
+
+def _refuse_scan(path: str | os.PathLike) -> None:
+    """OpenVINO 2026 compiles the ONNX Scan that rnnx's projected LSTM becomes, then returns
+    empty outputs or fails at inference: refuse it here rather than run it wrong."""
+    import onnx
+
+    graph = onnx.load(os.fspath(path), load_external_data=False).graph
+    if any(node.op_type == "Scan" for node in graph.node):
+        raise RnnxError(
+            f"'{path}' holds a projected LSTM (proj_size), lowered to an ONNX Scan that OpenVINO "
+            "runs wrong (empty outputs); run it with onnxruntime"
+        )
+
+
+def open_openvino(
+    path: Path,
+    manifest: Manifest,
+    *,
+    provider: str = "cpu",
+    allow_fallback: bool = False,
+    threads: int | None = None,
+    precision: str = "f32",
+) -> OpenVinoSession:
+    """The "openvino" runtime's opener (rnnx/formats.py): the CPU device only."""
+    if provider != "cpu":
+        raise RnnxError(f"the openvino runtime runs on cpu here, not {provider!r}")
+    return OpenVinoSession(path, manifest.signature, precision=precision, threads=threads)
