@@ -73,13 +73,17 @@ def format_text(info: dict[str, Any]) -> str:
     """The human screen: aligned `name  value` lines, grouped."""
     rows: list[tuple[str, str]] = [("rnnx", info["rnnx"]), ("python", info["python"])]
     rows.append(("platform", info["platform"]))
+    # What each runtime can run on, under its version.
+    below = {
+        "onnxruntime": ("  providers", "onnxruntime_providers"),
+        "openvino": ("  devices", "openvino_devices"),
+    }
     for name, version in info["packages"].items():
         rows.append((name, version or "not installed"))
-    providers = info["onnxruntime_providers"]
-    rows.append(("  providers", ", ".join(providers) if isinstance(providers, list) else providers))
-    devices = info["openvino_devices"]
-    if devices is not None:
-        rows.append(("  devices", ", ".join(devices) if isinstance(devices, list) else devices))
+        label, key = below.get(name, ("", ""))
+        found = info.get(key)
+        if found is not None:
+            rows.append((label, ", ".join(found) if isinstance(found, list) else found))
     cpp = info["cpp"]
     rows.append(("c++ sources", cpp["sources"] or "missing"))
     rows.append(("c++ build", cpp["build_dir"] + ("" if cpp["built"] else " (not built)")))

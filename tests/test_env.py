@@ -27,6 +27,10 @@ def test_env_json_names_versions_providers_cpp_and_cpu() -> None:
     for name in ("torch", "onnx", "onnxscript", "onnxruntime"):
         assert info["packages"][name], name
     assert "CPUExecutionProvider" in info["onnxruntime_providers"]
+    if info["packages"]["openvino"]:
+        assert "CPU" in info["openvino_devices"]
+    else:
+        assert info["openvino_devices"] is None
     assert info["cpp"]["sources"] == str(cpp_build.SOURCE_DIR)
     assert info["cpp"]["build_dir"] == str(cpp_build.default_build_dir())
     assert info["cpu"]["cores"] >= 1
