@@ -404,25 +404,43 @@ def cpp() -> None:
     "--build-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Build directory (default: cpp/build).",
+    help="Build directory (default: cpp/build in a checkout, else ~/.cache/rnnx/cpp-VERSION).",
 )
 @click.option("--no-torch", is_flag=True, help="Build the ONNX Runtime runner only.")
 @click.option("--jobs", type=int, default=2, show_default=True)
 def cpp_build(build_dir: Path | None, no_torch: bool, jobs: int) -> None:
     """Build cpp/ against the installed onnxruntime and torch packages; print the runners."""
-    from rnnx.cpp_build import build
+    from rnnx.cpp_build import build, prefix_dir
 
     for runtime, path in build(build_dir, torch=not no_torch, jobs=jobs).items():
-        click.echo(f"{runtime:<12} {path}")
+        click.echo(f"{runtime:<16} {path}")
+    click.echo(f"{'cmake prefix':<16} {prefix_dir(build_dir)}")
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+@cpp.command("prefix")
+@click.option(
+    "--build-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Build directory given to `rnnx cpp build` (default: the same default).",
+)
+def cpp_prefix(build_dir: Path | None) -> None:
+    """Print the CMake prefix of the build, for -DCMAKE_PREFIX_PATH and find_package(rnnx)."""
+    from rnnx.cpp_build import config_file, prefix_dir
+
+    if not config_file(build_dir).is_file():
+        raise RnnxError(f"no rnnx CMake package at {prefix_dir(build_dir)}: run `rnnx cpp build`")
+    click.echo(prefix_dir(build_dir))
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    """`1,16` -> (1, 16); errors name the option (`--batch: expected ...`)."""
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+        raise RnnxError(f"{option}: expected comma-separated integers, got {text!r}") from None
     if not values or min(values) < 1:
-        raise click.BadParameter(f"expected positive integers, got {text!r}")
+        raise RnnxError(f"{option}: expected positive integers, got {text!r}")
     return values
 
 
@@ -501,10 +519,10 @@ def bench(
     options = BenchOptions(
         runtimes=runtimes or None,
         providers=tuple(p.strip() for p in providers.split(",") if p.strip()),
-        batches=_int_list(batches),
-        times=_int_list(times),
-        threads=_int_list(threads),
-        chunks=_int_list(chunks) if chunks else (),
+        batches=_int_list(batches, "--batch"),
+        times=_int_list(times, "--time"),
+        threads=_int_list(threads, "--threads"),
+        chunks=_int_list(chunks, "--chunk") if chunks else (),
         frame_rate=frame_rate,
         repeats=repeats,
         trust=trust,
@@ -523,6 +541,38 @@ def bench(
 
 
 @main.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,64.")
+@click.option("--time", "times", default="100", show_default=True, help="Sequence lengths.")
+@click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2.")
+@click.option("--repeats", type=int, default=20, show_default=True, help="Timed calls per runtime.")
+@_trust_options
+def tune(
+    export_dir: Path, batches: str, times: str, threads: str, repeats: int, trust: Any
+) -> None:
+    """Find the fastest verified runtime for EXPORT_DIR per shape; record it for load "auto"."""
+    from rnnx.benchmark.report import format_table
+    from rnnx.tune import TuneOptions
+    from rnnx.tune import tune as run_tune
+
+    options = TuneOptions(
+        batches=_int_list(batches, "--batch"),
+        times=_int_list(times, "--time"),
+        threads=_int_list(threads, "--threads"),
+        repeats=repeats,
+        trust=trust,
+    )
+    result = run_tune(export_dir, options)
+    click.echo(format_table(result.rows))
+    for name, reason in result.rejected.items():
+        click.echo(f"not a candidate: {name}: {reason}")
+    for choice in result.choices:
+        shape = f"batch {choice['batch']}, time {choice['time']}, {choice['threads']} thread(s)"
+        click.echo(f"{shape}: {choice['target']} ({choice['p50_ms']:.3f} ms p50)")
+    click.echo(f'recorded in {export_dir}/rnnx.json: rnnx.load(dir, "auto", batch=N) opens it')
+
+
+@main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @_checkpoint_options
 def doctor(checkpoint: Path, load_options: Any) -> None:
@@ -538,6 +588,16 @@ def doctor(checkpoint: Path, load_options: Any) -> None:
     if findings:
         raise RnnxError(f"{len(findings)} export hazard(s) found in {checkpoint}")
     click.echo(f"no export hazards found in {checkpoint}")
+
+
+@main.command("env")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of lines.")
+def env_command(as_json: bool) -> None:
+    """Versions, onnxruntime providers, the C++ build and CPU features: for bug reports."""
+    from rnnx.env import collect, format_text
+
+    info = collect()
+    click.echo(json.dumps(info, indent=2) if as_json else format_text(info))
 
 
 @main.command("inspect")

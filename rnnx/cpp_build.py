@@ -5,6 +5,15 @@ cpp/scripts/assemble_onnxruntime_sdk.sh from the onnxruntime wheel and an npm pa
 the official headers, unless ONNXRUNTIME_ROOT names one already (an official release archive).
 libtorch comes from the installed torch wheel, which ships TorchConfig.cmake. Builds are
 incremental: a second call only re-runs `cmake --build`, which does nothing when up to date.
+
+This module is the one place that knows where the sources and builds are:
+
+* sources: `cpp/` of a source checkout (an editable install), else the copy the wheel carries
+  as package data, `rnnx/_cpp/` (setup.py puts it there);
+* build: `cpp/build/` in a writable checkout (as always), else a per-user cache directory,
+  `$XDG_CACHE_HOME/rnnx/cpp-<version>/` (default `~/.cache/rnnx/...`): never site-packages;
+* CMake package: every build is installed into `<build>/prefix/` (`rnnx cpp prefix`), whose
+  `lib/cmake/rnnx/rnnxConfig.cmake` lets a C++ project `find_package(rnnx)`.
 """
 
 from __future__ import annotations
@@ -17,10 +26,16 @@ import sys
 from pathlib import Path
 
 from rnnx.core.errors import RnnxError
+from rnnx.core.version import __version__
 from rnnx.formats import RUNTIMES, Runtime
 
-SOURCE_DIR = Path(__file__).resolve().parent.parent / "cpp"
-DEFAULT_BUILD_DIR = SOURCE_DIR / "build"
+_PACKAGE = Path(__file__).resolve().parent
+_CHECKOUT = _PACKAGE.parent  # the repository root when rnnx runs from a source checkout
+# A checkout (setup.cfg beside the package) builds its own cpp/; an installed wheel its copy.
+IN_CHECKOUT = (_CHECKOUT / "setup.cfg").is_file() and (
+    _CHECKOUT / "cpp" / "CMakeLists.txt"
+).is_file()
+SOURCE_DIR = _CHECKOUT / "cpp" if IN_CHECKOUT else _PACKAGE / "_cpp"
 # The C++ runtimes of the registry: cpp-onnxruntime (rnnx-ort-run), cpp-torchscript.
 CPP_RUNTIMES = [r for r in RUNTIMES.values() if r.runner is not None]
 _CONFIGURE_STAMP = "rnnx-configure-args.txt"
@@ -34,8 +49,10 @@ def build(build_dir: Path | None = None, *, torch: bool = True, jobs: int = 2) -
     path of the full log) when a tool is missing or the build fails.
     """
     if not (SOURCE_DIR / "CMakeLists.txt").is_file():
-        raise RnnxError(f"C++ sources not found at {SOURCE_DIR}: build from a source checkout")
-    build_dir = Path(build_dir) if build_dir is not None else DEFAULT_BUILD_DIR
+        raise RnnxError(
+            f"C++ sources not found at {SOURCE_DIR}: reinstall rnnx from its wheel or sdist"
+        )
+    build_dir = Path(build_dir) if build_dir is not None else default_build_dir()
     build_dir = build_dir.resolve()
     cmake = _require("cmake", "cmake is not installed (apt install cmake, or pip install cmake)")
     _require_compiler()
@@ -61,6 +78,9 @@ def build(build_dir: Path | None = None, *, torch: bool = True, jobs: int = 2) -
         stamp.write_text("\n".join(args))
     # cmake --build re-runs the configure step by itself when a CMakeLists.txt changed.
     _run([cmake, "--build", str(build_dir), "-j", str(max(1, jobs))], log, "cmake --build")
+    # The CMake package (rnnxConfig.cmake, headers, static libraries, runners) for find_package.
+    prefix = prefix_dir(build_dir)
+    _run([cmake, "--install", str(build_dir), "--prefix", str(prefix)], log, "cmake --install")
 
     # Without libtorch, the runners that do not need the torch package (its libtorch).
     wanted = [r for r in CPP_RUNTIMES if torch or "torch" not in r.modules]
@@ -71,9 +91,41 @@ def build(build_dir: Path | None = None, *, torch: bool = True, jobs: int = 2) -
     return runners
 
 
+def default_build_dir() -> Path:
+    """cpp/build in a writable source checkout; else the per-user cache, keyed by version."""
+    if IN_CHECKOUT and os.access(SOURCE_DIR, os.W_OK):
+        return SOURCE_DIR / "build"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).resolve() / "rnnx" / f"cpp-{__version__}"
+
+
+def prefix_dir(build_dir: Path | None = None) -> Path:
+    """The install prefix of a build: CMAKE_PREFIX_PATH for `find_package(rnnx)`."""
+    return Path(build_dir or default_build_dir()).resolve() / "prefix"
+
+
+def config_file(build_dir: Path | None = None) -> Path:
+    """rnnxConfig.cmake of a build's prefix (there once `rnnx cpp build` has run)."""
+    return prefix_dir(build_dir) / "lib" / "cmake" / "rnnx" / "rnnxConfig.cmake"
+
+
 def runner_path(runtime: Runtime, build_dir: Path | None = None) -> Path:
     """Where `rnnx cpp build` puts the runner of a C++ runtime of the registry."""
-    return (build_dir or DEFAULT_BUILD_DIR) / str(runtime.runner)
+    return (build_dir or default_build_dir()) / str(runtime.runner)
+
+
+def state(build_dir: Path | None = None) -> dict[str, object]:
+    """What is built where, without building: for `rnnx env` and bug reports."""
+    build_dir = Path(build_dir or default_build_dir())
+    runners = {r.name: runner_path(r, build_dir) for r in CPP_RUNTIMES}
+    built = {name: str(path) for name, path in runners.items() if path.is_file()}
+    return {
+        "sources": str(SOURCE_DIR) if (SOURCE_DIR / "CMakeLists.txt").is_file() else None,
+        "build_dir": str(build_dir),
+        "built": bool(built),
+        "runners": built,
+        "prefix": str(prefix_dir(build_dir)) if config_file(build_dir).is_file() else None,
+    }
 
 
 def _require(tool: str, message: str) -> str:

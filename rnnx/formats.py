@@ -48,6 +48,16 @@ class Runtime:
     # TensorrtExecutionProvider, ...), "torch" (devices: cpu, cuda:N) or "cpu" (cpu only)
     devices: str = "torch"
     bench_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # inference precisions it offers beyond f32 (its opener's `precision=`), and the
+    # "module:function" that says which of them this machine runs
+    precisions: tuple[str, ...] = ()
+    supported_precisions: str | None = None
+
+    def precisions_here(self) -> list[str]:
+        """The reduced precisions this runtime runs on this machine."""
+        if not self.precisions or not self.supported_precisions:
+            return []
+        return [p for p in resolve(self.supported_precisions)() if p in self.precisions]
 
 
 FORMATS: dict[str, Format] = {
@@ -112,6 +122,8 @@ RUNTIMES: dict[str, Runtime] = {
             "pip install openvino (the rnnx[openvino] extra)",
             modules=("openvino",),
             devices="cpu",
+            precisions=("bf16", "f16"),
+            supported_precisions="rnnx.runtimes.openvino_session:supported_precisions",
         ),
         Runtime(
             "cpp-onnxruntime",
@@ -167,7 +179,8 @@ def runtime_available(runtime: Runtime) -> bool:
 
 def get_runtime(name: str) -> Runtime:
     if name not in RUNTIMES:
-        raise RnnxError(f"unknown runtime {name!r}; expected one of {', '.join(PYTHON_RUNTIMES)}")
+        known = ", ".join(PYTHON_RUNTIMES)
+        raise RnnxError(f"unknown runtime {name!r}; expected one of {known}, or auto")
     return RUNTIMES[name]
 
 
@@ -185,7 +198,8 @@ def load(
 ) -> Session:
     """Open an export directory as a Session: `session.run(feeds) -> outputs`.
 
-    runtime: a name from RUNTIMES: "onnxruntime" (provider "cpu", "cuda[:N]" or any installed
+    runtime: "auto" (what `rnnx tune` recorded as fastest for `batch=N`), or a name from
+    RUNTIMES: "onnxruntime" (provider "cpu", "cuda[:N]" or any installed
     execution provider by name), "torchscript" or "eager" (provider is the torch device: "cpu",
     "cuda[:N]"). The eager model is rebuilt from the checkpoint recorded at export (or the
     weights a bare layer's export carries), or is `reference` if given; `trust` (a
@@ -195,6 +209,8 @@ def load(
     options (onnxruntime: inter_op_threads, graph_optimization, optimized_model_path,
     provider_options).
     """
+    if runtime == "auto":
+        return _load_tuned(export_dir, provider, allow_fallback, reference, options)
     entry = get_runtime(runtime)
     if entry.opener is None:
         raise RnnxError(f"{runtime} is a C++ runner: run {entry.runner} (see rnnx cpp build)")
@@ -217,6 +233,22 @@ def load(
         threads=threads,
         **options,
     )
+
+
+def _load_tuned(
+    export_dir: str | os.PathLike, provider: str, allow_fallback: bool, reference: Any,
+    options: dict[str, Any],
+) -> Session:  # fmt: skip
+    """The runtime `rnnx tune` found fastest (and verified) for the batch asked for (the nearest
+    batch tuned, the longest time among those)."""
+    batch = options.pop("batch", 1)
+    tuned = read_manifest(export_dir).tuned
+    if not tuned:
+        raise RnnxError(f"'{export_dir}' has no tuning: run `rnnx tune {export_dir}` first")
+    choice = min(tuned, key=lambda r: (abs(int(r["batch"]) - batch), -int(r["time"])))
+    return load(export_dir, str(choice["runtime"]), provider=provider,
+                allow_fallback=allow_fallback, threads=int(choice["threads"]),
+                reference=reference, **dict(choice["options"]), **options)  # fmt: skip
 
 
 def artifact_path(

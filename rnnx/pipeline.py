@@ -132,6 +132,7 @@ def verify(
     checkpoint: str | os.PathLike | None = None,
     trust: LoadOptions | None = None,
     runtime: str | None = None,
+    format: str | None = None,
     **runtime_options: Any,
 ) -> VerificationReport:
     """Verify every artifact in an export directory against eager PyTorch.
@@ -139,9 +140,9 @@ def verify(
     The eager reference is `reference` if given, else rebuilt from the checkpoint recorded in
     the manifest (or `checkpoint`, if the file has moved since export), or from the weights a
     bare layer's export carries. Each artifact runs in the runtime that verifies its format,
-    or in `runtime` (with its options, e.g. precision="bf16"), for the formats it reads.
-    Rebuilding the reference runs code (--model, a pickled module) only when `trust` says so:
-    the manifest never grants it.
+    or in `runtime` (with its options, e.g. precision="bf16"), for the formats it reads (or
+    only `format`). Rebuilding the reference runs code (--model, a pickled module) only when
+    `trust` says so: the manifest never grants it.
     """
     manifest = read_manifest(export_dir)
     eager = open_eager(
@@ -153,7 +154,7 @@ def verify(
     precision = runtime_options.get("precision", "f32")
     sessions, classes = {}, {}
     for name in entry.formats:
-        if name in manifest.artifacts:
+        if name in manifest.artifacts and format in (None, name):
             label = f"{runtime}:{name}" + (f"[{precision}]" if precision != "f32" else "")
             path = artifact_path(export_dir, manifest, name, entry)
             sessions[label] = resolve(str(entry.opener))(path, manifest, **runtime_options)

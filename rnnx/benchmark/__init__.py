@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from rnnx.benchmark.cpp_runners import runner_latency
 from rnnx.benchmark.machine import floor_ms, measure_machine
 from rnnx.benchmark.measure import BenchRow, interleaved, stream_calls
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.core.signature import random_inputs
 from rnnx.cpp_build import runner_path
 from rnnx.formats import FORMATS, RUNTIMES, Runtime, device_for, load, runtime_available
 
-__all__ = ["BenchOptions", "BenchRow", "bench", "configurations", "targets"]
+__all__ = [
+    "BenchOptions", "BenchRow", "Target", "available_targets", "bench", "configurations",
+    "targets", "unavailable",
+]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,16 +53,30 @@ class Target:
 
     runtime: Runtime
     format: str | None  # None: the eager reference
+    precision: str = "f32"  # the runtime's inference precision (Runtime.precisions)
 
     @property
     def name(self) -> str:
+        """runtime[:format][@precision]: onnxruntime, onnxruntime:onnx-int8, openvino@bf16."""
         default = self.format is None or self.format == self.runtime.formats[0]
-        return self.runtime.name if default else f"{self.runtime.name}:{self.format}"
+        name = self.runtime.name if default else f"{self.runtime.name}:{self.format}"
+        return name if self.precision == "f32" else f"{name}@{self.precision}"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """What rnnx.load takes to open it (besides the runtime and provider)."""
+        options: dict[str, Any] = {"format": self.format} if self.format else {}
+        return {**options, "precision": self.precision} if self.precision != "f32" else options
 
 
 def targets() -> dict[str, Target]:
     """Every benchmark target the registry offers, by name (the CLI's --runtime choices)."""
-    found = [Target(r, f) for r in RUNTIMES.values() for f in (r.formats or (None,))]
+    found = [
+        Target(r, f, p)
+        for r in RUNTIMES.values()
+        for f in (r.formats or (None,))
+        for p in ("f32", *r.precisions)
+    ]
     return {t.name: t for t in found if t.format is None or t.runtime.runner is None
             or t.format == t.runtime.formats[0]}  # fmt: skip
 
@@ -83,14 +101,21 @@ def bench(
     try:
         for threads in options.threads:
             torch.set_num_threads(threads)
-            sessions = {
-                _label(t.name, provider): _open(
-                    t, export_dir, provider, threads, reference, options.trust
-                )
-                for provider in options.providers
-                for t in python
-                if device_for(t.runtime, provider) is not None
-            }
+            sessions = {}
+            for provider in options.providers:
+                for t in python:
+                    if device_for(t.runtime, provider) is None:
+                        continue
+                    try:
+                        session = _open(t, export_dir, provider, threads, reference, options.trust)
+                    except UnsupportedModelError as error:
+                        if options.runtimes:  # asked for by name: its failure is the answer
+                            raise
+                        # every available runtime: one that refuses this model is left out,
+                        # and says why
+                        warnings.warn(f"{t.name} left out: {error}", RnnxWarning, stacklevel=2)
+                        continue
+                    sessions[_label(t.name, provider)] = session
             for batch in options.batches:
                 for steps in options.times:
                     rows += _configuration(sessions, runners, export_dir, manifest, options,
@@ -153,24 +178,36 @@ def _select(
     unknown = [name for name in wanted or () if name not in offered]
     if unknown:
         raise RnnxError(f"unknown runtime {unknown[0]!r}; expected one of {', '.join(offered)}")
-    has_reference = reference is not None or bool(manifest.source or manifest.reference)
-
-    def missing(target: Target) -> str | None:
-        """Why `target` cannot run on this export and machine; None when it can."""
-        if target.format is None:
-            return None if has_reference else target.runtime.install_hint
-        if target.format not in manifest.artifacts:
-            return FORMATS[target.format].hint or f"export with --format {target.format}"
-        if target.runtime.runner is not None:
-            found = runner_path(target.runtime).is_file()
-            return None if found else target.runtime.install_hint
-        return None if runtime_available(target.runtime) else target.runtime.install_hint
-
     for name in wanted or ("eager",):
-        reason = missing(offered[name])
+        reason = unavailable(offered[name], manifest, reference)
         if reason:
             raise RnnxError(f"runtime {name} is not available for '{export_dir}': {reason}")
-    return [offered[n] for n in (wanted or offered) if not missing(offered[n])]
+    if wanted:
+        return [offered[n] for n in wanted]
+    return available_targets(export_dir, manifest, reference)
+
+
+def available_targets(export_dir: Any, manifest: Manifest, reference: Any = None) -> list[Target]:
+    """Every target this export and machine have (the default of `rnnx bench`, and what
+    `rnnx tune` tries)."""
+    return [t for t in targets().values() if not unavailable(t, manifest, reference)]
+
+
+def unavailable(target: Target, manifest: Manifest, reference: Any = None) -> str | None:
+    """Why `target` cannot run on this export and machine (what to do); None when it can."""
+    if target.format is None:
+        has_reference = reference is not None or bool(manifest.source or manifest.reference)
+        return None if has_reference else target.runtime.install_hint
+    if target.format not in manifest.artifacts:
+        return FORMATS[target.format].hint or f"export with --format {target.format}"
+    if target.runtime.runner is not None:
+        found = runner_path(target.runtime).is_file()
+        return None if found else target.runtime.install_hint
+    if not runtime_available(target.runtime):
+        return target.runtime.install_hint
+    if target.precision != "f32" and target.precision not in target.runtime.precisions_here():
+        return f"this CPU does not run {target.precision} in {target.runtime.name}"
+    return None
 
 
 def _label(name: str, provider: str) -> str:
@@ -185,4 +222,4 @@ def _open(
     if target.format is None:
         return load(export_dir, runtime.name, provider=device, reference=reference, trust=trust)
     return load(export_dir, runtime.name, provider=device, threads=threads,
-                format=target.format, **runtime.bench_options)  # fmt: skip
+                **target.options, **runtime.bench_options)  # fmt: skip

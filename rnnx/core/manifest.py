@@ -44,6 +44,9 @@ class Manifest:
     quantization: Mapping[str, Any] | None = None
     doctor: tuple[Mapping[str, Any], ...] = ()
     verification: Mapping[str, Any] | None = None
+    # `rnnx tune`: the fastest verified way to run each measured shape, as
+    # {"batch", "time", "runtime", "options", "threads", "p50_ms"} records
+    tuned: tuple[Mapping[str, Any], ...] = ()
     rnnx_version: str = ""
     torch_version: str = ""
     created: str = ""
@@ -69,6 +72,7 @@ class Manifest:
             "quantization": self.quantization,
             "doctor": list(self.doctor),
             "verification": self.verification,
+            "tuned": list(self.tuned),
         }
 
     @classmethod
@@ -117,6 +121,7 @@ class Manifest:
             quantization=_optional(data, "quantization", Mapping, source),
             doctor=_doctor(data.get("doctor"), source),
             verification=_verification(data.get("verification"), source),
+            tuned=_records(data.get("tuned"), source),
             rnnx_version=str(data.get("rnnx_version", "")),
             torch_version=str(data.get("torch_version", "")),
             created=str(data.get("created", "")),
@@ -157,6 +162,14 @@ def write_json(path: Path, data: Any) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise RnnxError(f"cannot write '{path}': {error.strerror}") from error
+
+
+def _records(value: Any, source: str) -> tuple[Mapping[str, Any], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise RnnxError(f"{source}: 'tuned' must be a list of objects")
+    return tuple(value)
 
 
 def _optional_str(data: Mapping[str, Any], key: str, source: str) -> str | None:

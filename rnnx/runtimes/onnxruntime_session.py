@@ -88,6 +88,7 @@ class OnnxRuntimeSession(Session):
         self.device = _DEVICE.get(self._session.get_providers()[0], "cpu")
         self.device_id = device_id or 0
         self._output_names = [o.name for o in self._session.get_outputs()]
+        self._final_states = dict(signature.state_pairs)  # final-state output -> its input
         self._path = path
         self._check_matches(signature)
         self._non_finite = check_policy(options.non_finite)
@@ -172,46 +173,67 @@ class OnnxRuntimeSession(Session):
     # binding: on CUDA the state never crosses to the host between chunks, only the chunk in
     # and the outputs out. On CPU the same code runs (OrtValues in host memory), which is how
     # CI exercises it.
-    def _state_from_numpy(self, state: dict[str, np.ndarray]) -> dict[str, Any]:
+    def _state_from_numpy(self, state: dict[str, np.ndarray]) -> _BoundState:
         import onnxruntime as ort
 
-        return {
-            name: ort.OrtValue.ortvalue_from_numpy(
-                np.ascontiguousarray(a), self.device, self.device_id
+        def on_device(array: np.ndarray | None, like: np.ndarray) -> Any:
+            # Memory onnxruntime owns: an OrtValue made from a numpy array only borrows it.
+            value = ort.OrtValue.ortvalue_from_shape_and_type(
+                like.shape, like.dtype, self.device, self.device_id
             )
-            for name, a in state.items()
-        }
+            if array is not None:
+                value.update_inplace(np.ascontiguousarray(array))
+            return value
 
-    def _state_to_numpy(self, state: dict[str, Any]) -> dict[str, np.ndarray]:
+        values = {name: on_device(a, a) for name, a in state.items()}
+        spare = {name: on_device(None, a) for name, a in state.items()}
+        return _BoundState(values, spare)
+
+    def _state_to_numpy(self, state: _BoundState) -> dict[str, np.ndarray]:
         # OrtValue.numpy() copies device memory to the host in CUDA/ROCm builds.
-        return {name: value.numpy() for name, value in state.items()}
+        return {name: value.numpy() for name, value in state.values.items()}
 
-    def _step(self, feeds: dict[str, np.ndarray], state: dict[str, Any]) -> tuple[dict, dict]:
+    def _step(self, feeds: dict[str, np.ndarray], state: _BoundState) -> tuple[dict, Any]:
         mask = self._nan_guard(feeds)
-        binding = self._session.io_binding()
+        if state.binding is None:
+            state.binding = self._session.io_binding()
+        binding = state.binding
         for name, array in feeds.items():
             binding.bind_cpu_input(name, np.ascontiguousarray(array))
-        for name, value in state.items():
+        for name, value in state.values.items():
             binding.bind_ortvalue_input(name, value)
-        state_outputs = {o for o, _ in self.signature.state_pairs}
+        final_states = self._final_states
         for name in self._output_names:
-            device = self.device if name in state_outputs else "cpu"
-            binding.bind_output(name, device, self.device_id if device != "cpu" else 0)
+            if name in final_states:  # written into the spare buffers: no allocation
+                binding.bind_ortvalue_output(name, state.spare[final_states[name]])
+            else:
+                binding.bind_output(name, "cpu")
         try:
             self._session.run_with_iobinding(binding)
         except Exception as error:  # onnxruntime's own InvalidArgument/Fail/... types
             raise self._failed(error) from error
         values = dict(zip(self._output_names, binding.get_outputs()))
-        outputs = {
-            name: value.numpy() for name, value in values.items() if name not in state_outputs
-        }
-        if mask is not None:  # rare: states come to the host, take their NaN, and go back
-            states = {o: values[o].numpy() for o in state_outputs}
+        state.values, state.spare = state.spare, state.values
+        # Copied: the binding reuses its output buffers at the next step of this stream.
+        outputs = {n: v.numpy().copy() for n, v in values.items() if n not in final_states}
+        if mask is not None:  # rare: the states come to the host to take their NaN, and go back
+            states = {o: state.values[i].numpy() for o, i in final_states.items()}
             poisoned = poison(self.signature, {**outputs, **states}, mask)
+            for o, i in final_states.items():
+                state.values[i].update_inplace(np.ascontiguousarray(poisoned[o]))
             outputs = {name: poisoned[name] for name in outputs}
-            pairs = self.signature.state_pairs
-            return outputs, self._state_from_numpy({i: poisoned[o] for o, i in pairs})
-        return outputs, {i: values[o] for o, i in self.signature.state_pairs}
+        return outputs, state
+
+
+class _BoundState:
+    """A stream's states in the provider's memory (on CUDA they never visit the host), a second
+    set of buffers the next step writes its final states into (the two then swap), and the
+    stream's own IO binding: a step allocates nothing for its states."""
+
+    def __init__(self, values: dict[str, Any], spare: dict[str, Any]) -> None:
+        self.values = values
+        self.spare = spare
+        self.binding: Any = None
 
 
 def open_onnxruntime(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, UnsupportedModelError
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
@@ -90,7 +90,7 @@ def _refuse_scan(path: str | os.PathLike) -> None:
 
     graph = onnx.load(os.fspath(path), load_external_data=False).graph
     if any(node.op_type == "Scan" for node in graph.node):
-        raise RnnxError(
+        raise UnsupportedModelError(
             f"'{path}' holds a projected LSTM (proj_size), lowered to an ONNX Scan that OpenVINO "
             "runs wrong (empty outputs); run it with onnxruntime"
         )

@@ -55,6 +55,7 @@ class Stream:
         self.session = session
         self.batch = batch
         self._state: Any = None
+        self._validated: tuple = ()
         self.reset()
 
     def reset(self) -> None:
@@ -121,7 +122,11 @@ class Stream:
             chunk = {specs[0].name: chunk}
         check_names(chunk, [s.name for s in specs])
         feeds = {s.name: np.asarray(chunk[s.name]) for s in specs}
-        validate(specs, feeds, {"batch": self.batch}, self.session.signature.axes)
+        # Steps of one stream repeat the same shapes: validate each new shape once.
+        shapes = tuple((a.shape, a.dtype) for a in feeds.values())
+        if shapes != self._validated:
+            validate(specs, feeds, {"batch": self.batch}, self.session.signature.axes)
+            self._validated = shapes
         return feeds
 
 
