@@ -52,7 +52,8 @@ class BenchRow:
         frames = chunk or steps
         # The floor is fp32 arithmetic over a whole sequence: it bounds no stream step, and no
         # reduced-precision model.
-        floor = floor_ms if not chunk and "int8" not in runtime else None
+        reduced = "int8" in runtime or "@" in runtime  # onnxruntime:onnx-int8, openvino@bf16
+        floor = floor_ms if not chunk and not reduced else None
         return cls(
             runtime=runtime, providers=providers, batch=batch, time=steps, threads=threads,
             chunk=chunk, p50_ms=p50, p90_ms=p90, p99_ms=p99, repeats=repeats,
