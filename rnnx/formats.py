@@ -245,10 +245,26 @@ def _load_tuned(
     tuned = read_manifest(export_dir).tuned
     if not tuned:
         raise RnnxError(f"'{export_dir}' has no tuning: run `rnnx tune {export_dir}` first")
-    choice = min(tuned, key=lambda r: (abs(int(r["batch"]) - batch), -int(r["time"])))
-    return load(export_dir, str(choice["runtime"]), provider=provider,
-                allow_fallback=allow_fallback, threads=int(choice["threads"]),
-                reference=reference, **dict(choice["options"]), **options)  # fmt: skip
+    records = [_tuned_record(r, export_dir) for r in tuned]
+    runtime, chosen, threads = min(records, key=lambda r: (abs(r[3] - batch), -r[4]))[:3]
+    return load(export_dir, runtime, provider=provider, allow_fallback=allow_fallback,
+                threads=threads, reference=reference, **chosen, **options)  # fmt: skip
+
+
+def _tuned_record(record: Mapping[str, Any], export_dir: Any) -> tuple:
+    """(runtime, options, threads, batch, time) of a `tuned` record, checked: a manifest is
+    input, so it may only pick among runtimes, formats and precisions, nothing else."""
+    runtime, options = record.get("runtime"), record.get("options") or {}
+    numbers = [record.get(k) for k in ("threads", "batch", "time")]
+    valid = (
+        runtime in PYTHON_RUNTIMES and runtime != "eager"
+        and isinstance(options, Mapping) and set(options) <= {"format", "precision"}
+        and all(isinstance(v, str) for v in options.values())
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in numbers)
+    )  # fmt: skip
+    if not valid:
+        raise RnnxError(f"'{export_dir}': a 'tuned' record of its manifest is malformed: re-tune")
+    return (runtime, dict(options), *numbers)
 
 
 def artifact_path(

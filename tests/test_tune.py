@@ -72,3 +72,13 @@ def test_auto_without_tuning_and_the_cli(exported) -> None:
     assert result.exit_code == 0, result.output
     assert "recorded in" in result.output and "batch 1, time 10" in result.output
     assert rnnx.load(directory, "auto").run({"input": np.ones((3, 1, 6), np.float32)})
+
+
+def test_a_tuned_record_may_only_pick_runtime_format_and_precision(exported) -> None:
+    _, directory = exported
+    tune(directory, TuneOptions(repeats=2, times=(10,)))
+    manifest = json.loads((directory / "rnnx.json").read_text())
+    manifest["tuned"][0]["options"] = {"optimized_model_path": "/tmp/elsewhere.onnx"}
+    (directory / "rnnx.json").write_text(json.dumps(manifest))
+    with pytest.raises(RnnxError, match="'tuned' record of its manifest is malformed"):
+        rnnx.load(directory, "auto")
