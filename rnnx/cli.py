@@ -260,7 +260,8 @@ def export(
     )
     result = export_checkpoint(checkpoint, output_dir, options, load_options)
     spec = result.manifest.spec
-    click.echo(f"exported {spec.describe() if spec else 'model'} to {result.output_dir}/")
+    what = spec.describe() if spec else (result.manifest.class_path or "model").rsplit(".", 1)[-1]
+    click.echo(f"exported {what} to {result.output_dir}/")
     for fmt_name, name in result.manifest.artifacts.items():
         click.echo(f"  {name:<24} {fmt_name}")
     if result.report is not None:
