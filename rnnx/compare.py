@@ -177,6 +177,8 @@ def compare(
     if signature.streamable and all("time" in t.dims for t in signature.data_inputs):
         for fmt, session in sessions.items():
             checks += _stream_checks(fmt, session, eager, tolerances[fmt], options)
+    for fmt, session in sessions.items():
+        checks += _non_finite_checks(fmt, session, eager, tolerances[fmt], options)
     reduced = {c: options.tolerance(c) for c in set(tolerance_classes.values()) if c != "fp32"}
     return VerificationReport(options.atol, options.rtol, checks, reduced)
 
@@ -213,6 +215,77 @@ def _stream_checks(
             checks.append(_compare(actual[name], expected[name], tolerance, artifact=artifact,
                                    output=name, chunk=chunk, **where))  # fmt: skip
     return checks
+
+
+# The NaN check: one NaN in the first sequence of the batch, at this step.
+NAN_SIZE = (2, 5)
+NAN_STEP = 2
+
+
+def _non_finite_checks(
+    artifact: str,
+    session: Session,
+    eager: Session,
+    tolerance: tuple[float, float],
+    options: VerifyOptions,
+) -> list[OutputCheck]:
+    """A NaN in one sequence's input: eager PyTorch gives that sequence NaN outputs and states
+    and leaves the others alone; so must the artifact (some kernels hide a NaN).
+
+    Checked per sequence: the same sequences hold NaN, and the others match within tolerance.
+    """
+    signature = eager.signature
+    target = next((t for t in signature.data_inputs if t.dtype == "float32"
+                   and "batch" in t.dims and "time" in t.dims), None)  # fmt: skip
+    if target is None:
+        return []
+    sizes = signature.fit({"batch": NAN_SIZE[0], "time": NAN_SIZE[1]})
+    feeds = random_inputs(signature, sizes, seed=options.seed + 7, zero_state=True)
+    where: list[Any] = [slice(None)] * len(target.dims)
+    where[target.dims.index("batch")] = 0
+    where[target.dims.index("time")] = min(NAN_STEP, sizes["time"] - 1)
+    feeds[target.name][tuple(where)] = np.nan
+    case = dict(batch=sizes["batch"], time=sizes["time"], initial_state="nan-input")
+    expected, failure = _attempt(eager.run, feeds, artifact="eager", **case)
+    if failure is None:
+        actual, failure = _attempt(session.run, feeds, artifact=artifact, **case)
+    if failure:
+        return [failure]
+    # A reduced-precision artifact computes the clean sequences with other numbers once the
+    # batch holds a NaN (dynamic int8 takes one scale for the whole batch): only where the NaN
+    # goes is checked for it.
+    values = tolerance == (options.atol, options.rtol)
+    return [_nan_check(tensor, expected[tensor.name], actual[tensor.name], tolerance, values,
+                       artifact=artifact, output=tensor.name, **case)
+            for tensor in signature.outputs]  # fmt: skip
+
+
+def _nan_check(
+    tensor: Any,
+    want: np.ndarray,
+    got: np.ndarray,
+    tolerance: tuple[float, float],
+    values: bool,
+    **where: Any,
+) -> OutputCheck:
+    """Per sequence (along the batch axis): NaN in the same sequences, the others close."""
+    axis = tensor.dims.index("batch") if "batch" in tensor.dims else None
+    if axis is None or want.shape != got.shape:
+        pairs = [(want, got)]
+    else:
+        pairs = [(np.take(want, b, axis), np.take(got, b, axis)) for b in range(want.shape[axis])]
+    same = all(bool(np.isnan(w).any()) == bool(np.isnan(g).any()) for w, g in pairs)
+    clean = [(w.ravel(), g.ravel()) for w, g in pairs if not np.isnan(w).any()]
+    flat = [np.concatenate(side) if side else np.zeros(0, np.float32) for side in zip(*clean)]
+    check = _compare(flat[1], flat[0], tolerance, **where) if clean and values else None
+    passed = same and (check is None or check.passed)
+    return OutputCheck(
+        **where,
+        max_abs_error=check.max_abs_error if check else 0.0,
+        max_rel_error=check.max_rel_error if check else 0.0,
+        passed=passed,
+        error=None if same else "a NaN in one sequence's input does not give NaN to it alone",
+    )
 
 
 def _attempt(run: Any, feeds: dict, **where: Any) -> tuple[Any, OutputCheck | None]:

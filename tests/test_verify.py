@@ -80,8 +80,29 @@ def test_stateless_export_has_no_state_cases(tmp_path) -> None:
     layer = nn.RNN(3, 5, nonlinearity="relu").eval()
     result = export(layer, tmp_path / "rnn", ExportOptions(stateless=True))
     assert result.report is not None and result.report.passed
-    assert {c.initial_state for c in result.report.checks} == {"none"}
+    assert {c.initial_state for c in result.report.checks} == {"none", "nan-input"}
     assert result.manifest.signature.state_pairs == ()
+
+
+def test_every_artifact_is_checked_with_a_nan_in_one_sequence(tmp_path) -> None:
+    """onnxruntime's kernels turn a NaN input into finite numbers (LSTM, GRU; ReLU RNN):
+    the verifier checks that the exported model gives NaN to that sequence alone, as eager."""
+    result = export(nn.RNN(3, 5, nonlinearity="relu").eval(), tmp_path / "rnn")
+    nan_checks = [c for c in result.report.checks if c.initial_state == "nan-input"]
+    assert {c.artifact for c in nan_checks} == {"onnx", "torchscript"}
+    assert all(c.passed for c in nan_checks)
+    # an artifact that hides the NaN fails the check, with the reason
+    from rnnx.compare import compare
+    from rnnx.runtimes.onnxruntime_session import OnnxRuntimeOptions, OnnxRuntimeSession
+
+    manifest = result.manifest
+    hiding = OnnxRuntimeSession(tmp_path / "rnn" / "model.onnx", manifest.signature,
+                                options=OnnxRuntimeOptions(non_finite="ignore"))  # fmt: skip
+    eager = rnnx.load(tmp_path / "rnn", "eager")
+    report = compare({"onnx": hiding}, eager, VerifyOptions(sizes=((1, 1),), stream_chunks=()))
+    failed = [c for c in report.checks if not c.passed]
+    assert failed and all(c.initial_state == "nan-input" for c in failed)
+    assert "does not give NaN to it alone" in failed[0].error
 
 
 def test_compare_uses_both_tolerances() -> None:

@@ -12,15 +12,17 @@ Infinities are left to the kernels: they give finite results there and in eager 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from rnnx.core.errors import InputError, RnnxError
 from rnnx.core.signature import Signature
 
-POLICIES = ("propagate", "error")
-# Kernels that hide a NaN input (the int8 format's LSTM included).
-MASKING_OPS = frozenset({"LSTM", "GRU", "DynamicQuantizeLSTM"})
+POLICIES = ("propagate", "error", "ignore")  # ignore: what the kernels do, at no cost
+# Kernels that hide a NaN input (the int8 format's LSTM included; RNN with ReLU: max(0, NaN)
+# is 0 there).
+MASKING_OPS = frozenset({"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"})
 
 
 def check_policy(policy: str) -> str:
@@ -76,3 +78,14 @@ def poison(
 
 def _is_float(array: np.ndarray) -> bool:
     return np.issubdtype(np.asarray(array).dtype, np.floating)
+
+
+def graph_hides_nan(path: Any) -> bool:
+    """Whether an ONNX graph has kernels that turn a NaN input into finite numbers (in
+    onnxruntime's and OpenVINO's CPU implementations alike)."""
+    import os
+
+    import onnx
+
+    graph = onnx.load(os.fspath(path), load_external_data=False).graph
+    return any(node.op_type in MASKING_OPS for node in graph.node)

@@ -16,8 +16,8 @@ from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
 from rnnx.runtimes.non_finite import (
-    MASKING_OPS,
     check_policy,
+    graph_hides_nan,
     nan_sequences,
     poison,
     refuse_non_finite,
@@ -47,7 +47,8 @@ class OnnxRuntimeOptions:
     optimized_model_path: str | None = None  # save the graph onnxruntime actually runs
     provider_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     allow_fallback: bool = False  # run on CPU (with a warning) if the provider is unavailable
-    non_finite: str = "propagate"  # or "error": NaN inputs to LSTM/GRU kernels (non_finite.py)
+    # NaN inputs to LSTM/GRU/RNN kernels (non_finite.py): "propagate", "error" or "ignore"
+    non_finite: str = "propagate"
 
 
 def resolve_provider(provider: str) -> tuple[str, int | None]:
@@ -100,14 +101,13 @@ class OnnxRuntimeSession(Session):
         if self._non_finite == "error":
             refuse_non_finite(feeds)
             return None
+        if self._non_finite == "ignore":
+            return None
         mask = nan_sequences(self.signature, feeds)
         if mask is None:
             return None
         if self._hides_nan is None:
-            import onnx
-
-            graph = onnx.load(os.fspath(self._path), load_external_data=False).graph
-            self._hides_nan = any(node.op_type in MASKING_OPS for node in graph.node)
+            self._hides_nan = graph_hides_nan(self._path)
         return mask if self._hides_nan else None
 
     def _check_matches(self, signature: Signature) -> None:

@@ -18,6 +18,7 @@ from rnnx.core.errors import RnnxError, UnsupportedModelError
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
+from rnnx.runtimes.non_finite import graph_hides_nan, nan_sequences, poison
 
 # rnnx's precision names -> OpenVINO's inference precision, and the CPU capability it needs.
 PRECISIONS = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "f16": ("f16", "FP16")}
@@ -65,6 +66,8 @@ class OpenVinoSession(Session):
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise RnnxError(f"OpenVINO cannot compile '{path}': {first_line[:300]}") from error
         self.precision = precision
+        # Its CPU kernels hide a NaN input too (ReLU RNN): the sequence gets NaN, as in eager.
+        self._hides_nan = graph_hides_nan(path)
         self._names = [output.get_any_name() for output in self._compiled.outputs]
         # An infer request is not for concurrent use: one per thread, so streams on several
         # threads can share the session as with the other runtimes.
@@ -79,8 +82,10 @@ class OpenVinoSession(Session):
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
         results = request.infer({name: np.ascontiguousarray(a) for name, a in feeds.items()})
-        return {name: np.array(results[output]) for name, output in
-                zip(self._names, self._compiled.outputs)}  # fmt: skip
+        outputs = {name: np.array(results[output]) for name, output in
+                   zip(self._names, self._compiled.outputs)}  # fmt: skip
+        mask = nan_sequences(self.signature, feeds) if self._hides_nan else None
+        return outputs if mask is None else poison(self.signature, outputs, mask)
 
 
 def _refuse_scan(path: str | os.PathLike) -> None:
