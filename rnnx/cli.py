@@ -16,7 +16,7 @@ import click
 
 from rnnx.benchmark import BenchOptions, targets
 from rnnx.compare import VerifyOptions
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.version import __version__
 from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
 from rnnx.formats import FORMATS, PYTHON_RUNTIMES, format_choices
@@ -59,9 +59,8 @@ class _Group(click.Group):
         except Exception as error:
             if os.environ.get("RNNX_DEBUG") == "1":
                 raise
-            first_line = (str(error).strip().splitlines() or [""])[0][:300]
             click.echo(
-                f"rnnx: internal error: {type(error).__name__}: {first_line} "
+                f"rnnx: internal error: {type(error).__name__}: {first_line(error)} "
                 "(set RNNX_DEBUG=1 for the traceback)",
                 err=True,
             )

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.signature import random_inputs
 from rnnx.runtimes.base import Session
 from rnnx.runtimes.streaming import run_in_chunks
@@ -293,7 +293,7 @@ def _attempt(run: Any, feeds: dict, **where: Any) -> tuple[Any, OutputCheck | No
     try:
         return run(feeds), None
     except Exception as error:  # recorded in the report, never swallowed
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        reason = first_line(error, 300)
         check = OutputCheck(**where, output="*", max_abs_error=float("inf"),
                             max_rel_error=float("inf"), passed=False, error=reason)  # fmt: skip
         return None, check

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from rnnx.core.errors import first_line
 from rnnx.core.signature import (
     Axis,
     Signature,
@@ -188,7 +189,7 @@ def _frozen_axes(plan: ExportPlan) -> list[Finding]:
                 with torch.inference_mode():
                     plan.module(*changed)
             except Exception as error:
-                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                reason = first_line(error, 200)
                 works, fails = f"{axis_name} {size}", f"{axis_name} {other}"
                 findings.append(Finding(
                     f"frozen-{axis_name}",
@@ -236,7 +237,7 @@ def check_streaming(module: nn.Module, signature: Signature) -> tuple[Signature,
         pieces, _ = stream_in_chunks(eager, feeds, _STREAM_CHUNK)
     except Exception as error:  # a chunk too short for the model is a reason not to stream
         return _not_streamable(signature, f"it fails on a chunk of {_STREAM_CHUNK} steps "
-                               f"({_first_line(error)})")  # fmt: skip
+                               f"({first_line(error, 200)})")  # fmt: skip
     outputs = []
     for tensor in signature.outputs:
         if tensor.name not in pieces[0]:  # a final state: carried, not assembled
@@ -274,7 +275,3 @@ def _not_streamable(signature: Signature, reason: str) -> tuple[Signature, list[
         "context in state or make it causal",
     )  # fmt: skip
     return dataclasses.replace(signature, streamable=False), [finding]
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest
 from rnnx.core.metadata import PREFIX, TORCHSCRIPT_FILE, ArtifactMetadata, parse_metadata
 from rnnx.core.signature import Signature
@@ -257,7 +257,7 @@ def read_onnx(path: Path) -> Inspection:
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as error:  # a protobuf DecodeError, or an OSError
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         raise RnnxError(f"'{path}' is not a readable ONNX model ({first})") from None
     if not model.graph.node and not model.graph.input and not model.opset_import:
         raise RnnxError(f"'{path}' is not an ONNX model (no graph, inputs or opset imports)")
@@ -351,7 +351,7 @@ def read_torchscript(path: Path) -> Inspection:
     except ValueError as error:
         raise RnnxError(f"'{path}': {TORCHSCRIPT_FILE} is not valid JSON ({error})") from None
     except Exception as error:  # torch.jit.load's RuntimeError
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        first = first_line(error)
         raise RnnxError(f"'{path}' is not a readable TorchScript file ({first})") from None
     fields, note = _read_rnnx_metadata(props, path)
     return Inspection(

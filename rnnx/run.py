@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import InputError, RnnxError
+from rnnx.core.errors import InputError, RnnxError, first_line
 from rnnx.formats import load
 from rnnx.runtimes import Session
 from rnnx.runtimes.streaming import UNREADABLE, run_in_chunks
@@ -65,7 +65,9 @@ def read_arrays(path: str | os.PathLike, session: Session) -> dict[str, np.ndarr
         if not isinstance(array, np.ndarray):
             raise ValueError("an .npz archive: name it .npz")
     except UNREADABLE as error:
-        raise RnnxError(f"'{path}' is not a readable .npy/.npz file: {_first(error)}") from error
+        raise RnnxError(
+            f"'{path}' is not a readable .npy/.npz file: {first_line(error, 200)}"
+        ) from error
     data = session.signature.data_inputs
     if len(data) != 1:
         names = ", ".join(t.name for t in data)
@@ -87,7 +89,3 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         raise RnnxError(f"cannot write '{path}': {error.strerror or error}") from error
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _first(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The informative first line of a library's exception (torch, onnxruntime and OpenVINO
+    raise multi-line reports), for a one-line RnnxError; the type's name when it has none."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
 class RnnxError(Exception):
     """A problem the user can fix; its message is one line naming the file, input or option."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.manifest import Manifest, inside
 from rnnx.exporter.checkpoint import LoadOptions, load_module_from_source
 from rnnx.exporter.layer_module import wrap_layer
@@ -52,7 +52,7 @@ def load_reference(
         try:
             layer.load_state_dict(load_file(path))
         except (OSError, SafetensorError, RuntimeError) as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            first = first_line(error, 200)
             raise RnnxError(f"cannot load the reference weights '{path}': {first}") from error
         return layer
     raise RnnxError(

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import InputError, RnnxError
+from rnnx.core.errors import InputError, RnnxError, first_line
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
@@ -125,9 +125,9 @@ class OnnxRuntimeSession(Session):
 
     def _failed(self, error: Exception) -> InputError:
         """onnxruntime's binding and shape errors, as one line naming the artifact."""
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         return InputError(
-            f"onnxruntime cannot run '{self._path}' (does it match its manifest?): {first_line}"
+            f"onnxruntime cannot run '{self._path}' (does it match its manifest?): "
+            f"{first_line(error)}"
         )
 
     @staticmethod
@@ -154,8 +154,7 @@ class OnnxRuntimeSession(Session):
                 os.fspath(path), session_options, providers=[(ep, provider_options)]
             )
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise RnnxError(f"onnxruntime cannot load '{path}': {first_line[:300]}") from error
+            raise RnnxError(f"onnxruntime cannot load '{path}': {first_line(error)}") from error
 
     @property
     def providers(self) -> list[str]:

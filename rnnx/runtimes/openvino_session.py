@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import RnnxError, UnsupportedModelError
+from rnnx.core.errors import RnnxError, UnsupportedModelError, first_line
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
@@ -63,8 +63,7 @@ class OpenVinoSession(Session):
         try:
             self._compiled = ov.Core().compile_model(os.fspath(path), "CPU", config)
         except Exception as error:  # OpenVINO raises RuntimeError with a multi-line report
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise RnnxError(f"OpenVINO cannot compile '{path}': {first_line[:300]}") from error
+            raise RnnxError(f"OpenVINO cannot compile '{path}': {first_line(error)}") from error
         self.precision = precision
         # Its CPU kernels hide a NaN input too (ReLU RNN): the sequence gets NaN, as in eager.
         self._hides_nan = graph_hides_nan(path)

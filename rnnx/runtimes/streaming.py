@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rnnx.core.errors import InputError, RnnxError
+from rnnx.core.errors import InputError, RnnxError, first_line
 from rnnx.core.signature import Signature, check_names, time_layout, validate, zero_states
 
 # How numpy fails on a truncated or foreign .npy/.npz file (zip, zlib, EOF, header errors).
@@ -99,7 +99,7 @@ class Stream:
             with saved:
                 state = {k: saved[k] for k in saved.files}
         except UNREADABLE as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            first = first_line(error, 200)
             raise RnnxError(f"cannot read stream state '{path}': {first}") from error
         self.set_state(state)
 

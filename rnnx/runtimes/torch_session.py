@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
@@ -100,8 +100,7 @@ class TorchScriptSession(EagerSession):
         try:
             module = torch.jit.load(os.fspath(path), map_location=target)
         except Exception as error:
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise RnnxError(f"cannot load TorchScript '{path}': {first_line[:300]}") from error
+            raise RnnxError(f"cannot load TorchScript '{path}': {first_line(error)}") from error
         super().__init__(module, signature, device=device)
 
 
