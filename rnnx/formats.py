@@ -304,13 +304,38 @@ def open_eager(
     return EagerSession(reference_module(manifest, reference), manifest.signature, device=device)
 
 
-def verifying_sessions(export_dir: str | os.PathLike, manifest: Manifest) -> Mapping[str, Session]:
-    """Each artifact of an export opened on CPU by the first runtime that reads its format."""
-    sessions = {}
-    for name in manifest.artifacts:
-        if name not in FORMATS:
-            raise RnnxError(f"'{export_dir}': the manifest lists an unknown format {name!r}")
-        runtime = next(r for r in runtimes_for(name) if r.opener)
-        path = artifact_path(export_dir, manifest, name, runtime)
-        sessions[name] = resolve(str(runtime.opener))(path, manifest)
-    return sessions
+def verification_sessions(
+    export_dir: str | os.PathLike,
+    manifest: Manifest,
+    runtime: str | None = None,
+    format: str | None = None,
+    **options: Any,
+) -> tuple[dict[str, Session], dict[str, str]]:
+    """The sessions that verify an export, by label, and each one's tolerance class.
+
+    By default each artifact, opened on CPU by the first runtime that reads its format (label:
+    the format). With `runtime`: the formats it reads (or only `format`), with its `options`
+    (label: runtime:format[precision]; a precision is its own tolerance class).
+    """
+    sessions: dict[str, Session] = {}
+    classes: dict[str, str] = {}
+    unknown = [name for name in manifest.artifacts if name not in FORMATS]
+    if unknown:
+        raise RnnxError(f"'{export_dir}': the manifest lists an unknown format {unknown[0]!r}")
+    if runtime is None:
+        chosen = [(name, next(r for r in runtimes_for(name) if r.opener))
+                  for name in manifest.artifacts]  # fmt: skip
+    else:
+        entry = get_runtime(runtime)
+        chosen = [(name, entry) for name in entry.formats
+                  if name in manifest.artifacts and format in (None, name)]  # fmt: skip
+        if not chosen:
+            raise RnnxError(f"'{export_dir}' has no artifact the {runtime} runtime reads")
+    precision = options.get("precision", "f32")
+    for name, entry in chosen:
+        label = name if runtime is None else f"{runtime}:{name}"
+        label += f"[{precision}]" if precision != "f32" else ""
+        path = artifact_path(export_dir, manifest, name, entry)
+        sessions[label] = resolve(str(entry.opener))(path, manifest, **options)
+        classes[label] = FORMATS[name].tolerance if precision == "f32" else precision
+    return sessions, classes

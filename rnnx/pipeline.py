@@ -15,7 +15,7 @@ import signal
 import tempfile
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,10 @@ from rnnx.exporter.reference import (
 )
 from rnnx.formats import (
     FORMATS,
-    artifact_path,
     format_choices,
-    get_runtime,
     open_eager,
     resolve,
-    verifying_sessions,
+    verification_sessions,
 )
 
 
@@ -148,19 +146,9 @@ def verify(
     eager = open_eager(
         Path(export_dir), manifest, reference=reference, checkpoint=checkpoint, trust=trust
     )
-    if runtime is None:
-        return _compare(verifying_sessions(export_dir, manifest), eager, options)
-    entry = get_runtime(runtime)
-    precision = runtime_options.get("precision", "f32")
-    sessions, classes = {}, {}
-    for name in entry.formats:
-        if name in manifest.artifacts and format in (None, name):
-            label = f"{runtime}:{name}" + (f"[{precision}]" if precision != "f32" else "")
-            path = artifact_path(export_dir, manifest, name, entry)
-            sessions[label] = resolve(str(entry.opener))(path, manifest, **runtime_options)
-            classes[label] = FORMATS[name].tolerance if precision == "f32" else precision
-    if not sessions:
-        raise RnnxError(f"'{export_dir}' has no artifact the {runtime} runtime reads")
+    sessions, classes = verification_sessions(
+        export_dir, manifest, runtime, format, **runtime_options
+    )
     return compare(sessions, eager, options, classes)
 
 
@@ -171,11 +159,6 @@ def check_report_path(export_dir: str | os.PathLike, path: str | os.PathLike) ->
     taken = {(Path(export_dir) / name).resolve() for name in names}
     if Path(path).resolve() in taken:
         raise RnnxError(f"--json '{path}' would overwrite a file of the export '{export_dir}'")
-
-
-def _compare(sessions: Mapping[str, Any], eager: Any, options: VerifyOptions) -> VerificationReport:
-    classes = {name: FORMATS[name].tolerance for name in sessions}
-    return compare(sessions, eager, options, classes)
 
 
 def _write(
@@ -237,7 +220,8 @@ def _write(
         report = None
         if options.verify:
             eager = open_eager(staging, manifest, reference=plan.user_module)
-            report = _compare(verifying_sessions(staging, manifest), eager, options.verify_options)
+            sessions, classes = verification_sessions(staging, manifest)
+            report = compare(sessions, eager, options.verify_options, classes)
             if not report.passed:
                 raise VerificationError(
                     f"exported model does not match eager PyTorch: {report.first_failure()} "
