@@ -28,11 +28,10 @@ from rnnx.core.errors import first_line
 from rnnx.core.signature import (
     Axis,
     Signature,
-    TensorSpec,
     random_inputs,
-    sequence_lengths,
     time_layout,
 )
+from rnnx.exporter import axes
 from rnnx.exporter.plan import ExportPlan, plan_export
 from rnnx.runtimes.streaming import assemble_chunks, stream_in_chunks
 from rnnx.runtimes.torch_session import EagerSession
@@ -171,20 +170,14 @@ def _control_flow(model: nn.Module, example_inputs: Sequence[torch.Tensor]) -> l
 
 def _frozen_axes(plan: ExportPlan) -> list[Finding]:
     """Run forward with one symbolic axis changed at a time; name the axis that breaks it."""
-    sizes: dict[str, int] = {}
-    for spec, tensor in zip(plan.inputs, plan.example):
-        for axis, name in enumerate(spec.axis_names):
-            if name:
-                sizes.setdefault(name, int(tensor.shape[axis]))
+    example = axes.Tensors.of(plan.inputs, plan.example)
+    sizes = example.sizes()
     constraints = {a.name: a for a in plan.axes}
     findings = []
     for axis_name, size in sizes.items():
         axis = constraints.get(axis_name, Axis(axis_name))
         for other in sorted({axis.fit(1), axis.fit(size + 1)} - {size}):
-            changed_sizes = {**sizes, axis_name: other}
-            changed = [
-                _resized(t, spec, changed_sizes) for t, spec in zip(plan.example, plan.inputs)
-            ]
+            changed = example.resized({**sizes, axis_name: other})
             try:
                 with torch.inference_mode():
                     plan.module(*changed)
@@ -198,17 +191,6 @@ def _frozen_axes(plan: ExportPlan) -> list[Finding]:
                 ))  # fmt: skip
                 break
     return findings
-
-
-def _resized(tensor: torch.Tensor, spec: TensorSpec, sizes: dict[str, int]) -> torch.Tensor:
-    """The example input at other batch/time sizes (repeating its values along those axes)."""
-    if spec.role == "lengths":  # lengths must stay valid for the new batch and time
-        return torch.from_numpy(sequence_lengths(sizes["batch"], sizes.get("time", 1)))
-    for axis, name in enumerate(spec.axis_names):
-        if name and tensor.shape[axis] != sizes[name]:
-            repeats = -(-sizes[name] // tensor.shape[axis])
-            tensor = torch.cat([tensor] * repeats, dim=axis).narrow(axis, 0, sizes[name])
-    return tensor
 
 
 # A sequence the streaming check runs whole and in chunks; 7 = 3 + 3 + 1 also covers a

@@ -41,7 +41,7 @@ class TuneResult:
 def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) -> TuneResult:
     manifest = read_manifest(export_dir)
     candidates, rejected = [], {}
-    for target in available_targets(export_dir, manifest):
+    for target in available_targets(manifest):
         if target.format is None or target.runtime.runner is not None:
             continue  # the reference itself, and C++ runners (not opened by rnnx.load)
         try:

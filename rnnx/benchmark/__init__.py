@@ -132,6 +132,8 @@ def _configuration(
     options: BenchOptions, batch: int, steps: int, threads: int, machine: Any,
 ) -> list[BenchRow]:  # fmt: skip
     signature = manifest.signature
+    # a model with a minimum length or a stride is measured at the next size it takes
+    steps = signature.fit({"batch": batch, "time": steps})["time"]
     feeds = random_inputs(signature, {"batch": batch, "time": steps})
     floor = floor_ms(manifest.spec, batch, steps, machine) if manifest.spec and machine else None
     if options.chunks:
@@ -184,10 +186,10 @@ def _select(
             raise RnnxError(f"runtime {name} is not available for '{export_dir}': {reason}")
     if wanted:
         return [offered[n] for n in wanted]
-    return available_targets(export_dir, manifest, reference)
+    return available_targets(manifest, reference)
 
 
-def available_targets(export_dir: Any, manifest: Manifest, reference: Any = None) -> list[Target]:
+def available_targets(manifest: Manifest, reference: Any = None) -> list[Target]:
     """Every target this export and machine have (the default of `rnnx bench`, and what
     `rnnx tune` tries)."""
     return [t for t in targets().values() if not unavailable(t, manifest, reference)]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from rnnx.core.signature import sequence_lengths
+from rnnx.core.signature import TensorSpec, sequence_lengths
 
 Dims = tuple[str | None, ...]
 # Sizes tried for each axis: one more than the example's and about twice it (odd, so a fixed
@@ -45,6 +45,25 @@ class Tensors:
     tensors: tuple[torch.Tensor, ...]
     dims: Mapping[str, Dims]
     lengths: frozenset[str] = frozenset()  # inputs holding sequence lengths
+
+    @classmethod
+    def of(cls, specs: Sequence[TensorSpec], tensors: Sequence[torch.Tensor]) -> Tensors:
+        """The example inputs of a plan, named and laid out by their specs."""
+        return cls(
+            tuple(s.name for s in specs),
+            tuple(tensors),
+            {s.name: s.axis_names for s in specs},
+            frozenset(s.name for s in specs if s.role == "lengths"),
+        )
+
+    def sizes(self) -> dict[str, int]:
+        """The size of each named axis in these tensors."""
+        sizes: dict[str, int] = {}
+        for name, tensor in zip(self.names, self.tensors):
+            for axis, dim in enumerate(self.dims[name]):
+                if dim:
+                    sizes.setdefault(dim, int(tensor.shape[axis]))
+        return sizes
 
     def resized(self, sizes: Mapping[str, int]) -> list[torch.Tensor]:
         """Each input with its named axes at `sizes` (values repeated), lengths kept valid."""
@@ -74,7 +93,7 @@ def probe(
     """Find the dynamic axes of the `data` inputs (states and lengths keep `example.dims`)."""
     run = _runner(forward)
     dims = dict(example.dims)
-    batch = _sizes(example).get("batch")
+    batch = example.sizes().get("batch")
     for name in data:
         tensor = example.tensors[example.names.index(name)]
         dynamic, follows_states = [], None
@@ -106,15 +125,6 @@ def _runner(forward: Callable[..., Sequence[torch.Tensor]]):
             return None
 
     return run
-
-
-def _sizes(example: Tensors) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for name, tensor in zip(example.names, example.tensors):
-        for axis, dim in enumerate(example.dims[name]):
-            if dim:
-                sizes.setdefault(dim, int(tensor.shape[axis]))
-    return sizes
 
 
 def _try_axis(run, example: Tensors, name: str, axis: int, size: int, batch: int | None):
@@ -175,10 +185,10 @@ def _name_axes(
 
 def _minimum(run, example: Tensors, axis: str) -> tuple[int, int]:
     """(smallest size, multiple) forward accepts on `axis`: sizes minimum + k * multiple."""
-    size = _sizes(example)[axis]
+    size = example.sizes()[axis]
 
     def works(n: int) -> bool:
-        return run(example.resized({**_sizes(example), axis: n})) is not None
+        return run(example.resized({**example.sizes(), axis: n})) is not None
 
     minimum = next((n for n in range(1, min(size, _LINEAR_SCAN) + 1) if works(n)), None)
     if minimum is None:  # beyond the scan: assume larger always works (a receptive field)
