@@ -72,7 +72,10 @@ def lay_out_backends(binary: Binary, directory: Path) -> Path:
 
 
 def port_free(port: int) -> bool:
+    """Whether nothing listens on `port` (connections of a stopped server lingering in
+    TIME_WAIT do not count: servers bind with SO_REUSEADDR, so does this probe)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:
