@@ -9,7 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from conftest import (
-    IDLE_TIMEOUT_S, TOL, eager, grpc_client, log_of, random_chunks, send, stream,
+    IDLE_TIMEOUT_S,
+    TOL,
+    eager,
+    grpc_client,
+    log_of,
+    random_chunks,
+    send,
+    stream,
 )  # fmt: skip
 
 from rnnx.serving.server import Server
