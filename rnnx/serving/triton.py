@@ -145,8 +145,10 @@ def base_config(name: str, backend: str, options: TritonOptions) -> Any:
     batching.oldest.preferred_batch_size.append(options.max_batch)
     batching.oldest.max_queue_delay_microseconds = options.max_queue_delay_us
     group = config.instance_group.add(count=options.instances)
-    if backend == "python" or options.provider == "cpu":
-        group.kind = pb.ModelInstanceGroup.KIND_CPU
+    # the python backend's model picks its device itself (the rnnx provider); Triton places
+    # the onnxruntime backend's instances
+    gpu = backend != "python" and options.provider.startswith("cuda")
+    group.kind = pb.ModelInstanceGroup.KIND_GPU if gpu else pb.ModelInstanceGroup.KIND_CPU
     return config
 
 
