@@ -31,8 +31,9 @@ import rnnx
 from rnnx.models import keyword_spotter_lstm
 from rnnx.pipeline import ExportOptions, export
 from rnnx.runtimes import step_together
+from rnnx.serving.config import TritonOptions
 from rnnx.serving.server import Server
-from rnnx.serving.triton import TritonOptions, write_repository
+from rnnx.serving.triton import write_repository
 
 CHUNK = 10  # frames per request: 100 ms of audio features at 100 frames/s
 FEATURES = 40

@@ -20,7 +20,8 @@ from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.version import __version__
 from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
 from rnnx.formats import FORMATS, PYTHON_RUNTIMES, format_choices
-from rnnx.serving.triton import FLAVOURS, TritonOptions
+from rnnx.serving.config import TritonOptions
+from rnnx.serving.triton import FLAVOURS
 
 
 class _Group(click.Group):

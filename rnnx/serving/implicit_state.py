@@ -24,7 +24,7 @@ import numpy as np
 
 from rnnx.core.errors import RnnxError
 from rnnx.core.signature import Signature, TensorSpec
-from rnnx.serving.triton import (
+from rnnx.serving.config import (
     DATA_TYPES,
     TritonOptions,
     add_control,

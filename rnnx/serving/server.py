@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import shutil
 import signal
@@ -25,12 +24,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from importlib.util import find_spec
 from pathlib import Path
 
 from rnnx.core.errors import RnnxError
 from rnnx.core.manifest import read_manifest
 from rnnx.core.signature import Signature
-from rnnx.serving.triton import DATA_TYPES, TritonOptions, write_repository
+from rnnx.serving.config import DATA_TYPES, TritonOptions
+from rnnx.serving.triton import write_repository
 
 SERVE_HINT = "pip install 'rnnx[serve]' (the nvidia-pytriton wheel ships tritonserver)"
 HOST = "127.0.0.1"
@@ -43,7 +44,7 @@ class Binary:
 
 
 def find_tritonserver() -> Binary:
-    spec = importlib.util.find_spec("pytriton")
+    spec = find_spec("pytriton")
     if spec is not None and spec.submodule_search_locations:
         root = Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
         if (root / "bin" / "tritonserver").is_file():

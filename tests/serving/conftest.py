@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from rnnx.pipeline import ExportOptions, export
+from rnnx.serving.config import TritonOptions
 from rnnx.serving.server import Server, find_tritonserver
-from rnnx.serving.triton import TritonOptions, write_repository
+from rnnx.serving.triton import write_repository
 
 FEATURES, HIDDEN = 5, 8
 IDLE_TIMEOUT_S = 2.0  # short, so that the vanished-client test waits only seconds

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from rnnx.pipeline import ExportOptions, export
-from rnnx.serving.triton import TritonOptions, parse_config, write_repository
+from rnnx.serving.config import TritonOptions, parse_config
+from rnnx.serving.triton import write_repository
 
 pytest.importorskip("tritonclient.grpc.model_config_pb2")
 

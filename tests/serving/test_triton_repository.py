@@ -13,8 +13,8 @@ import rnnx
 from rnnx.cli import main
 from rnnx.core.errors import RnnxError
 from rnnx.pipeline import ExportOptions, export
+from rnnx.serving.config import parse_config
 from rnnx.serving.sequences import Chunk, Sequences
-from rnnx.serving.triton import parse_config
 
 pytest.importorskip("tritonclient.grpc.model_config_pb2")
 
@@ -115,3 +115,16 @@ def test_sequences_batch_chunks_of_one_call_and_keep_states_apart(exports) -> No
     clock[0] = 11.0
     sequences.run([Chunk(4, True, True, {"input": np.zeros((1, 1, 5), np.float32)})])
     assert sequences.streams == {}  # 1, 2, 3 idle past the timeout; 4 ended
+
+
+def test_serve_without_a_tritonserver_binary_is_one_line(exports, monkeypatch) -> None:
+    import rnnx.serving.server as server
+
+    monkeypatch.setattr(server, "find_spec", lambda name: None)  # no nvidia-pytriton
+    monkeypatch.setenv("PATH", "")  # and no tritonserver on PATH
+    result = CliRunner().invoke(main, ["serve", str(exports / "gru")])
+    assert result.exit_code == 1
+    assert result.output == (
+        "rnnx: error: no tritonserver binary found: pip install 'rnnx[serve]' "
+        "(the nvidia-pytriton wheel ships tritonserver)\n"
+    )
