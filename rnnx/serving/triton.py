@@ -69,9 +69,13 @@ def write_repository(
         else:
             config = write_onnx_model(export_dir, manifest, version, name, options)
         (staging / name / "config.pbtxt").write_text(config)
-        if target.exists():
-            shutil.rmtree(target)
+        old = None
+        if target.exists():  # moved aside, not removed first: never no repository at all
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
         os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except OSError as error:
         raise RnnxError(f"cannot write repository '{target}': {first_line(error)}") from error
     finally:

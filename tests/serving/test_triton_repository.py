@@ -128,3 +128,15 @@ def test_serve_without_a_tritonserver_binary_is_one_line(exports, monkeypatch) -
         "rnnx: error: no tritonserver binary found: pip install 'rnnx[serve]' "
         "(the nvidia-pytriton wheel ships tritonserver)\n"
     )
+
+
+def test_force_replaces_a_repository(exports, tmp_path) -> None:
+    repository = tmp_path / "repo"
+    for flavour in ("python", "onnxruntime"):
+        result = CliRunner().invoke(main, ["triton", str(exports / "gru"), "-o", str(repository),
+                                           "--flavour", flavour, "--force"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+    config = parse_config((repository / "gru" / "config.pbtxt").read_text())
+    assert config.backend == "onnxruntime"
+    assert sorted(p.name for p in (repository / "gru" / "1").iterdir()) == ["model.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # nothing left aside
