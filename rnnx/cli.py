@@ -617,6 +617,13 @@ def _serving_options(command: Any) -> Any:
         help="Sequences batched into one model call.",
     )
     @click.option(
+        "--max-sequences",
+        type=int,
+        default=_SERVING.max_sequences,
+        show_default=True,
+        help="Concurrent sequences per instance; more wait for a free slot.",
+    )
+    @click.option(
         "--idle-timeout",
         type=float,
         default=_SERVING.idle_timeout_s,
@@ -625,7 +632,8 @@ def _serving_options(command: Any) -> Any:
     )
     @functools.wraps(command)
     def with_serving(**kwargs: Any) -> Any:
-        names = ("model_name", "runtime", "provider", "threads", "instances", "max_batch")
+        names = ("model_name", "runtime", "provider", "threads", "instances", "max_batch",
+                 "max_sequences")  # fmt: skip
         fields = {name: kwargs.pop(name) for name in names}
         fields["idle_timeout_s"] = kwargs.pop("idle_timeout")
         kwargs["options"] = fields

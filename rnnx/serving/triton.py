@@ -24,7 +24,7 @@ from typing import Any
 from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.manifest import read_manifest
 from rnnx.core.signature import Signature
-from rnnx.formats import get_runtime
+from rnnx.formats import artifact_path, get_runtime
 from rnnx.serving.config import TritonOptions, add_control, add_tensor, base_config
 from rnnx.serving.implicit_state import write_onnx_model
 from rnnx.serving.sequences import check_servable
@@ -100,6 +100,8 @@ def _python_model(
 ) -> str:
     from google.protobuf import text_format
 
+    runtime = get_runtime(options.runtime)
+    artifact_path(export_dir, manifest, runtime.formats[0], runtime)  # the server would fail later
     shutil.copytree(export_dir, version / "export", ignore=shutil.ignore_patterns(".*"))
     (version / "model.py").write_text(model_py())
     config = base_config(name, "python", options)

@@ -19,7 +19,9 @@ from conftest import (
     stream,
 )  # fmt: skip
 
+from rnnx.serving.config import TritonOptions
 from rnnx.serving.server import Server
+from rnnx.serving.triton import write_repository
 
 
 def run_sequences(servers, module, sequences: dict[int, list[np.ndarray]]) -> None:
@@ -116,3 +118,13 @@ def test_sequences_spread_over_two_servers_by_correlation_id(
         for log, parity in ((log_of(server), 0), (log_of(other), 1)):
             ended = [s for s in sequences if f"sequence {s} freed (ended)" in log]
             assert ended and all(s % 2 == parity for s in ended)
+
+
+def test_the_runtime_inside_the_server_is_configurable(served_model, tmp_path) -> None:
+    module, export_dir, _ = served_model
+    options = TritonOptions(model_name="lstm", runtime="torchscript", idle_timeout_s=5)
+    write_repository(export_dir, tmp_path / "repository", options)
+    with Server(tmp_path / "repository", 0, 0, log=tmp_path / "server.log") as torchscript:
+        sequences = {700 + i: random_chunks(30 + i, [3, 4]) for i in range(3)}
+        run_sequences([torchscript], module, sequences)
+        assert "with torchscript on cpu" in log_of(torchscript)
