@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import tritonserver_or_skip
-
 from rnnx.serving.server import free_port
+from tests.serving.helpers import tritonserver_or_skip
 
 RNNX = [str(Path(sys.executable).parent / "rnnx")]
 

@@ -8,7 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import (
+
+from rnnx.serving.config import TritonOptions
+from rnnx.serving.server import Server
+from rnnx.serving.triton import write_repository
+from tests.serving.helpers import (
     IDLE_TIMEOUT_S,
     TOL,
     eager,
@@ -18,10 +22,6 @@ from conftest import (
     send,
     stream,
 )  # fmt: skip
-
-from rnnx.serving.config import TritonOptions
-from rnnx.serving.server import Server
-from rnnx.serving.triton import write_repository
 
 
 def run_sequences(servers, module, sequences: dict[int, list[np.ndarray]]) -> None:
