@@ -47,7 +47,7 @@ def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) ->
         try:
             report = verify(export_dir, options=options.verify_options, trust=options.trust,
                             runtime=target.runtime.name, **target.options)  # fmt: skip
-        except RnnxError as error:  # a runtime that refuses this model (OpenVINO and Scan)
+        except RnnxError as error:  # a runtime that refuses this model or option
             rejected[target.name] = str(error)
             continue
         if report.passed:

@@ -9,12 +9,16 @@ Projected LSTMs (proj_size > 0) have no ONNX op. They are lowered to a `Scan` ov
 body is one LSTM cell with the projection, after a single MatMul computes the input gates of all
 time steps at once. The alternative, folding the projection into the native op
 (R_eff = W_hh·W_hr, outputs projected afterwards, h0 lifted with pinv(W_hr)), multiplies the
-per-step recurrent work by hidden/proj. Measured (2-layer, input 80, time 100, 1 thread, ratio
-to eager PyTorch, Scan vs folded): 256/128 batch 1: 0.52 vs 0.47; batch 16: 0.67 vs 0.81;
-1024/256 batch 1: 0.53 vs 1.49; batch 16: 0.66 vs 1.74. Folding's one 10% win is not worth a
-second lowering, so Scan is used for every shape. Reordering the cell's gates so one Sigmoid
-covers three of them and fusing the recurrent MatMul+Add into a Gemm (14 -> 12 nodes per step)
-measured no change (0.67x eager at 256/128 batch 16): per-node overhead is not the bottleneck.
+per-step recurrent work by hidden/proj. Measured side by side (2 layers, input 80, time 100,
+1 thread, ratio to eager PyTorch, Scan vs folded; /tmp bench of the ovproj branch):
+  1024/256 batch 1:  onnxruntime 0.62 vs 1.81, OpenVINO f32 0.74 vs 1.69, bf16 0.50 vs 0.96
+  1024/256 batch 16: onnxruntime 0.43 vs 1.08, OpenVINO f32 0.44 vs 0.93, bf16 0.28 vs 0.45
+  256/128 batch 1:   onnxruntime 0.56 vs 0.47, OpenVINO f32 1.01 vs 0.56, bf16 0.89 vs 0.37
+  256/128 batch 16:  onnxruntime 0.42 vs 0.49, OpenVINO f32 0.54 vs 0.48, bf16 0.40 vs 0.28
+Folding wins only where hidden/proj is small (2) and loses 2x at 4, in both runtimes, so Scan is
+the one lowering, for every runtime. Reordering the cell's gates so one Sigmoid covers three of
+them and fusing the recurrent MatMul+Add into a Gemm (14 -> 12 nodes per step) measured no
+change (0.67x eager at 256/128 batch 16): per-node overhead is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -232,10 +236,13 @@ def projected_lstm_scan(
     which onnxscript's script mode expresses and the exporter's op tracer does not. The body
     reads the weights and `split` ([3·hidden, hidden]) from the enclosing scope, as ONNX
     subgraphs may. 12 nodes per step; the per-node cost is what dominates at small batch.
+    The body's inputs are typed (FLOAT[...]): OpenVINO's ONNX reader makes untyped ones
+    parameters of dynamic element type, and its CPU plugin then fails at inference ("Node of
+    type TensorIterator: object is not initialized") or returns empty outputs.
     """
 
     @graph()
-    def cell(h, c, gates_x):
+    def cell(h: FLOAT[...], c: FLOAT[...], gates_x: FLOAT[...]):
         gates = op.Gemm(h, w_hh_t, gates_x)  # h·W_hh^T + input gates in one node
         sigmoid_gates, g = op.Split(gates, split, axis=1)
         i, f, o = op.Split(op.Sigmoid(sigmoid_gates), axis=1, num_outputs=3)
