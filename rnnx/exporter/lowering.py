@@ -10,14 +10,16 @@ body is one LSTM cell with the projection, after a single MatMul computes the in
 time steps at once. The alternative, folding the projection into the native op
 (R_eff = W_hh·W_hr, outputs projected afterwards, h0 lifted with pinv(W_hr)), multiplies the
 per-step recurrent work by hidden/proj. Measured side by side (2 layers, input 80, time 100,
-1 thread, ratio to eager PyTorch, Scan vs folded; /tmp bench of the ovproj branch):
+1 thread, ratio to eager PyTorch, Scan vs folded; benchmarks/projected_lstm_lowerings.py):
   1024/256 batch 1:  onnxruntime 0.62 vs 1.81, OpenVINO f32 0.74 vs 1.69, bf16 0.50 vs 0.96
   1024/256 batch 16: onnxruntime 0.43 vs 1.08, OpenVINO f32 0.44 vs 0.93, bf16 0.28 vs 0.45
   256/128 batch 1:   onnxruntime 0.56 vs 0.47, OpenVINO f32 1.01 vs 0.56, bf16 0.89 vs 0.37
   256/128 batch 16:  onnxruntime 0.42 vs 0.49, OpenVINO f32 0.54 vs 0.48, bf16 0.40 vs 0.28
-Folding wins only where hidden/proj is small (2) and loses 2x at 4, in both runtimes, so Scan is
-the one lowering, for every runtime. Reordering the cell's gates so one Sigmoid covers three of
-them and fusing the recurrent MatMul+Add into a Gemm (14 -> 12 nodes per step) measured no
+Folding loses about 2x at hidden/proj = 4 (the issue's 1024/256) in both runtimes; it wins at
+hidden/proj = 2 (in OpenVINO at both batches, in onnxruntime at batch 1). Scan stays the one
+lowering, for every runtime (a folded format for small ratios is left to a later issue).
+Reordering the cell's gates so one Sigmoid covers three of them and fusing the recurrent
+MatMul+Add into a Gemm (14 -> 12 nodes per step) measured no
 change (0.67x eager at 256/128 batch 16): per-node overhead is not the bottleneck.
 """
 
