@@ -213,7 +213,7 @@ def load(
     weights a bare layer's export carries), or is `reference` if given; `trust` (a
     LoadOptions with model= and/or trust_checkpoint=) is what lets rebuilding it run code: the
     manifest never grants that. `format` picks another
-    format the runtime reads ("onnx-int8"). Other keyword arguments are the runtime's own
+    format the runtime reads ("onnx-int8", "onnx-folded"). Other keyword arguments are its own
     options (onnxruntime: inter_op_threads, graph_optimization, optimized_model_path,
     provider_options).
     """
