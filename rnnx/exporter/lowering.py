@@ -20,9 +20,9 @@ benchmarks/projected_lstm_lowerings.py):
 Folding loses about 2x at hidden/proj = 4 and wins at 2 (in OpenVINO at both batches, in
 onnxruntime at batch 1), so neither replaces the other: the Scan is the default, the folded
 model an extra format that `rnnx tune` measures beside it.
-Reordering the cell's gates so one Sigmoid covers three of them and fusing the recurrent
-MatMul+Add into a Gemm (14 -> 12 nodes per step) measured no
-change (0.67x eager at 256/128 batch 16): per-node overhead is not the bottleneck.
+Reordering the Scan cell's gates so one Sigmoid covers three of them and fusing the recurrent
+MatMul+Add into a Gemm (14 -> 12 nodes per step) measured no change (0.67x eager at 256/128
+batch 16): per-node overhead is not the bottleneck.
 """
 
 from __future__ import annotations

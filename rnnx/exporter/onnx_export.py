@@ -143,9 +143,11 @@ def fold_pinv(model: ir.Model) -> int:
         w_hr = source.const_value.numpy().astype(np.float64)
         lift = np.linalg.pinv(w_hr)
         if np.abs(w_hr @ lift - np.eye(w_hr.shape[0])).max() > _LIFT_TOLERANCE:
+            rank, proj = np.linalg.matrix_rank(w_hr), w_hr.shape[0]
+            why = f"rank {rank} < proj_size {proj}" if rank < proj else "too ill-conditioned"
             raise FormatSkipped(
-                f"a projection weight W_hr {w_hr.shape} has no exact right inverse (rank "
-                f"{np.linalg.matrix_rank(w_hr)} < proj_size {w_hr.shape[0]}): use the onnx format"
+                f"a projection weight W_hr {w_hr.shape} has no exact right inverse ({why}), so "
+                "h0 cannot be lifted: use the onnx format"
             )
         placeholder = node.outputs[0]
         tensor = ir.tensor(lift.T.astype(np.float32), name=f"{placeholder.name}_pinv")
