@@ -27,6 +27,7 @@ from rnnx.benchmark import BenchOptions, BenchRow, bench
 from rnnx.benchmark.machine import measure_machine
 from rnnx.benchmark.report import plot
 from rnnx.core.signature import random_inputs
+from rnnx.formats import format_choices
 from rnnx.models import keyword_spotter_lstm
 from rnnx.pipeline import ExportOptions, export_checkpoint
 from rnnx.tune import verified_targets
@@ -45,6 +46,7 @@ class Case:
     shapes: list[tuple[int, int]]  # (batch, time)
     targets: dict[tuple[str, int, int], float] = dataclasses.field(default_factory=dict)
     quantize: bool = False
+    formats: tuple[str, ...] = ()  # written beside the default formats (onnx-folded)
     chunks: tuple[int, ...] = ()
     threads: tuple[int, ...] = (1,)
     # (runtime, chunk) -> the most p50 milliseconds allowed, at 1 thread
@@ -83,12 +85,14 @@ def cases(quick: bool) -> list[Case]:
             lambda: nn.LSTM(80, 1024, 2, proj_size=256),
             [(1, 100), (16, 100)],
             {("onnxruntime", 1, 100): 1.0, ("onnxruntime", 16, 100): 1.0},
+            formats=("onnx-folded",),
         ),
         Case(
             "LSTM 256 proj 128",
             lambda: nn.LSTM(80, 256, 2, proj_size=128),
             [(1, 100), (16, 100)],
             {("onnxruntime", 1, 100): 0.6, ("onnxruntime", 16, 100): 0.6},
+            formats=("onnx-folded",),
         ),
         Case(
             "LSTM 2×256 streaming, one step per call",
@@ -117,7 +121,12 @@ def run_case(case: Case, work: Path, repeats: int, cpp: bool) -> tuple[list[Benc
     export_checkpoint(
         checkpoint,
         export_dir,
-        ExportOptions(force=True, verify=False, quantize="int8" if case.quantize else None),
+        ExportOptions(
+            formats=(*format_choices(defaults_only=True), *case.formats),
+            force=True,
+            verify=False,
+            quantize="int8" if case.quantize else None,
+        ),
         LoadOptions(batch_first=getattr(module, "batch_first", False)),
     )
     extra = {}
@@ -189,8 +198,10 @@ def peer_runs(module: nn.Module) -> tuple[dict, dict[str, str]]:
 
 
 def python_runtimes(case: Case) -> tuple[str, ...]:
-    return ("eager", "torchscript", "onnxruntime") + (
-        ("onnxruntime:onnx-int8",) if case.quantize else ()
+    return (
+        ("eager", "torchscript", "onnxruntime")
+        + (("onnxruntime:onnx-int8",) if case.quantize else ())
+        + tuple(f"onnxruntime:{name}" for name in case.formats)
     )
 
 

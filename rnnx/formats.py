@@ -85,6 +85,14 @@ FORMATS: dict[str, Format] = {
             requires=("onnx",),
             hint="export with --quantize int8 (LSTM layers and MatMuls only)",
         ),
+        Format(
+            "onnx-folded",
+            "model.folded.onnx",
+            "rnnx.exporter.onnx_export:write_onnx_folded",
+            "ONNX with projected LSTMs as native LSTM ops (projection folded into the recurrence)",
+            default=False,
+            hint="export with --format onnx-folded (models with a projected LSTM only)",
+        ),
     )
 }
 
@@ -107,7 +115,7 @@ RUNTIMES: dict[str, Runtime] = {
         ),
         Runtime(
             "onnxruntime",
-            ("onnx", "onnx-int8"),
+            ("onnx", "onnx-int8", "onnx-folded"),
             "rnnx.runtimes.onnxruntime_session:open_onnxruntime",
             "export with --format onnx or all (pip install onnxruntime)",
             modules=("onnxruntime",),
@@ -117,7 +125,7 @@ RUNTIMES: dict[str, Runtime] = {
         ),
         Runtime(
             "openvino",
-            ("onnx",),
+            ("onnx", "onnx-folded"),
             "rnnx.runtimes.openvino_session:open_openvino",
             "pip install openvino (the rnnx[openvino] extra)",
             modules=("openvino",),
@@ -205,7 +213,7 @@ def load(
     weights a bare layer's export carries), or is `reference` if given; `trust` (a
     LoadOptions with model= and/or trust_checkpoint=) is what lets rebuilding it run code: the
     manifest never grants that. `format` picks another
-    format the runtime reads ("onnx-int8"). Other keyword arguments are the runtime's own
+    format the runtime reads ("onnx-int8", "onnx-folded"). Other keyword arguments are its own
     options (onnxruntime: inter_op_threads, graph_optimization, optimized_model_path,
     provider_options).
     """

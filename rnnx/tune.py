@@ -51,7 +51,7 @@ def verified_targets(
         try:
             report = verify(export_dir, options=verify_options, trust=trust,
                             runtime=target.runtime.name, **target.options)  # fmt: skip
-        except RnnxError as error:  # a runtime that refuses this model (OpenVINO and Scan)
+        except RnnxError as error:  # a runtime that refuses this model or option
             rejected[target.name] = str(error)
             continue
         if report.passed:

@@ -5,30 +5,82 @@ sequence-major data: onnxruntime rejects the ops' `layout=1` ("Batchwise recurre
 (layout == 1) are not supported"), so batch_first models get a Transpose before and after the
 stack, not per layer.
 
-Projected LSTMs (proj_size > 0) have no ONNX op. They are lowered to a `Scan` over time whose
-body is one LSTM cell with the projection, after a single MatMul computes the input gates of all
-time steps at once. The alternative, folding the projection into the native op
-(R_eff = W_hh·W_hr, outputs projected afterwards, h0 lifted with pinv(W_hr)), multiplies the
-per-step recurrent work by hidden/proj. Measured (2-layer, input 80, time 100, 1 thread, ratio
-to eager PyTorch, Scan vs folded): 256/128 batch 1: 0.52 vs 0.47; batch 16: 0.67 vs 0.81;
-1024/256 batch 1: 0.53 vs 1.49; batch 16: 0.66 vs 1.74. Folding's one 10% win is not worth a
-second lowering, so Scan is used for every shape. Reordering the cell's gates so one Sigmoid
-covers three of them and fusing the recurrent MatMul+Add into a Gemm (14 -> 12 nodes per step)
-measured no change (0.67x eager at 256/128 batch 16): per-node overhead is not the bottleneck.
+Projected LSTMs (proj_size > 0) have no ONNX op. In model.onnx they are lowered to a `Scan`
+over time whose body is one LSTM cell with the projection, after a single MatMul computes the
+input gates of all time steps at once. The onnx-folded format (model.folded.onnx, asked for
+with --format onnx-folded) folds the projection into the native op instead
+(R_eff = W_hh·W_hr, outputs projected afterwards, h0 lifted with pinv(W_hr)), which multiplies
+the per-step recurrent work by hidden/proj but runs each layer as one native kernel. Measured
+side by side (2 layers, input 80, time 100, 1 thread, ratio to eager PyTorch, Scan vs folded;
+benchmarks/projected_lstm_lowerings.py):
+  1024/256 batch 1:  onnxruntime 0.62 vs 1.81, OpenVINO f32 0.74 vs 1.69, bf16 0.50 vs 0.96
+  1024/256 batch 16: onnxruntime 0.43 vs 1.08, OpenVINO f32 0.44 vs 0.93, bf16 0.28 vs 0.45
+  256/128 batch 1:   onnxruntime 0.56 vs 0.47, OpenVINO f32 1.01 vs 0.56, bf16 0.89 vs 0.37
+  256/128 batch 16:  onnxruntime 0.42 vs 0.49, OpenVINO f32 0.54 vs 0.48, bf16 0.40 vs 0.28
+Folding loses about 2x at hidden/proj = 4 and wins at 2 (in OpenVINO at both batches, in
+onnxruntime at batch 1), so neither replaces the other: the Scan is the default, the folded
+model an extra format that `rnnx tune` measures beside it.
+Reordering the Scan cell's gates so one Sigmoid covers three of them and fusing the recurrent
+MatMul+Add into a Gemm (14 -> 12 nodes per step) measured no change (0.67x eager at 256/128
+batch 16): per-node overhead is not the bottleneck.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import onnx
 import onnx_ir as ir
 from onnxscript import FLOAT, INT64, graph, script
 from onnxscript import opset18 as op
+from onnxscript.values import Opset
 
 from rnnx.exporter.weights import SCAN_LSTM_GATE_ORDER, native_op_weights, permute_gates
 
 _ACTIVATION = {"RNN_TANH": "Tanh", "RNN_RELU": "Relu"}
+
+# The folded lowering (the onnx-folded format) needs pinv(W_hr), which no ONNX op computes: the
+# graph names it with this placeholder op, and onnx_export.fold_pinv replaces each one by an
+# initializer once the weights are constants (at translation time they are symbolic).
+PINV_DOMAIN = "rnnx.fold"
+PINV_OP = "PinvTranspose"  # (P, H) = pinv(W_hr)^T for W_hr of shape (P, H)
+_fold = Opset(PINV_DOMAIN, 1)
+
+
+def _register_pinv_schema() -> None:
+    """onnxscript records an op only when onnx knows its schema: declare the placeholder's."""
+    if onnx.defs.has(PINV_OP, PINV_DOMAIN):
+        return
+    parameter = onnx.defs.OpSchema.FormalParameter
+    onnx.defs.register_schema(
+        onnx.defs.OpSchema(
+            PINV_OP,
+            PINV_DOMAIN,
+            1,
+            "pinv(W)^T of a constant matrix; replaced by an initializer before saving",
+            inputs=[parameter("W", "T")],
+            outputs=[parameter("lift", "T")],
+            type_constraints=[("T", ["tensor(float)"], "float32")],
+        )
+    )
+
+
+_register_pinv_schema()
+_FOLDING = contextvars.ContextVar("fold_projections", default=False)
+
+
+@contextlib.contextmanager
+def folded_projections() -> Iterator[None]:
+    """Within the block, projected LSTMs lower to the native LSTM op with the projection folded
+    into its recurrent weight (the onnx-folded format), instead of a Scan."""
+    token = _FOLDING.set(True)
+    try:
+        yield
+    finally:
+        _FOLDING.reset(token)
 
 
 def lstm_to_onnx(
@@ -117,7 +169,9 @@ def _lower_stack(
             params[d * per_direction : (d + 1) * per_direction] for d in range(directions)
         ]
         initial = [s[layer] for s in per_layer]
-        if proj_size:
+        if proj_size and _FOLDING.get():
+            x, layer_finals = _folded_lstm_layer(x, initial, by_direction, hidden_size, has_biases)
+        elif proj_size:
             x, layer_finals = _projected_lstm_layer(x, initial, by_direction, has_biases)
         else:
             x, layer_finals = _native_layer(
@@ -216,6 +270,29 @@ def _projected_lstm_layer(x, initial, by_direction, has_biases):
     return _concat(outputs, axis=2), (_concat(h_finals, axis=0), _concat(c_finals, axis=0))
 
 
+def _folded_lstm_layer(x, initial, by_direction, hidden_size, has_biases):
+    """One projected-LSTM layer as one native LSTM node over m_t = o_t * tanh(c_t), the state
+    before the projection h_t = W_hr m_t: the gates see W_hh h_{t-1} = (W_hh W_hr) m_{t-1}.
+    h0 is lifted to m0 = pinv(W_hr) h0, so that W_hr m0 = h0 (exact when W_hr has full row
+    rank, which fold_pinv checks); outputs and h_n are projected back with W_hr. The states
+    a caller sees stay h (proj_size) and c."""
+    w_hr = [params[-1] for params in by_direction]
+    folded = [[p[0], op.MatMul(p[1], p[-1]), *p[2:-1]] for p in by_direction]
+    w, r, b = native_op_weights(op, "LSTM", folded, hidden_size, has_biases)
+    lift = _stack([_fold.PinvTranspose(m) for m in w_hr])  # (directions, proj, hidden)
+    project = _stack([op.Transpose(m, perm=[1, 0]) for m in w_hr])  # (directions, hidden, proj)
+    direction = "bidirectional" if len(by_direction) == 2 else "forward"
+    y, m_n, c_n = op.LSTM(x, w, r, b, None, op.MatMul(initial[0], lift), initial[1],
+                          direction=direction, hidden_size=hidden_size)  # fmt: skip
+    # (time, directions, batch, hidden) @ (directions, hidden, proj): each direction its own
+    return _merge_directions(op.MatMul(y, project)), (op.MatMul(m_n, project), c_n)
+
+
+def _stack(tensors):
+    expanded = [op.Unsqueeze(t, [0]) for t in tensors]
+    return expanded[0] if len(expanded) == 1 else op.Concat(*expanded, axis=0)
+
+
 def _reverse_time(x):
     # The reverse direction reverses time with a Slice instead of Scan's direction attributes,
     # so that one script function (below) serves both directions.
@@ -232,10 +309,13 @@ def projected_lstm_scan(
     which onnxscript's script mode expresses and the exporter's op tracer does not. The body
     reads the weights and `split` ([3·hidden, hidden]) from the enclosing scope, as ONNX
     subgraphs may. 12 nodes per step; the per-node cost is what dominates at small batch.
+    The body's inputs are typed (FLOAT[...]): OpenVINO's ONNX reader makes untyped ones
+    parameters of dynamic element type, and its CPU plugin then fails at inference ("Node of
+    type TensorIterator: object is not initialized") or returns empty outputs.
     """
 
     @graph()
-    def cell(h, c, gates_x):
+    def cell(h: FLOAT[...], c: FLOAT[...], gates_x: FLOAT[...]):
         gates = op.Gemm(h, w_hh_t, gates_x)  # h·W_hh^T + input gates in one node
         sigmoid_gates, g = op.Split(gates, split, axis=1)
         i, f, o = op.Split(op.Sigmoid(sigmoid_gates), axis=1, num_outputs=3)

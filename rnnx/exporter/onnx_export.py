@@ -12,8 +12,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes.common
 import onnxscript.optimizer
 import torch
 
@@ -22,7 +24,7 @@ from rnnx.core.signature import Dim, TensorSpec
 from rnnx.exporter import lowering
 from rnnx.exporter.diagnose import GuardLog, explain, guard_log
 from rnnx.exporter.opsets import DEFAULT_OPSET
-from rnnx.exporter.plan import WriteJob
+from rnnx.exporter.plan import FormatSkipped, WriteJob
 from rnnx.exporter.recurrent_ops import recurrent_layers_as_custom_ops
 
 _TRANSLATIONS = {
@@ -103,6 +105,62 @@ def save_onnx(model: ir.Model, path: str | os.PathLike, metadata: Mapping[str, s
 def write_onnx(job: WriteJob, path: Path) -> None:
     """The `onnx` format's writer (rnnx/formats.py): the graph the pipeline built."""
     save_onnx(job.onnx_model, path, job.metadata)
+
+
+def write_onnx_folded(job: WriteJob, path: Path) -> dict[str, object]:
+    """The `onnx-folded` format's writer: the model exported again with each projected LSTM
+    folded into a native LSTM op (lowering.folded_projections); skipped for models without one,
+    or whose projection cannot be undone exactly (W_hr without full row rank)."""
+    plan = job.plan
+    projected = [m for m in plan.user_module.modules()
+                 if isinstance(m, torch.nn.LSTM) and m.proj_size]  # fmt: skip
+    if not projected:
+        raise FormatSkipped("no projected LSTM (proj_size) to fold")
+    with lowering.folded_projections():
+        model = build_onnx(plan.module, plan.example, plan.inputs, plan.output_names,
+                           opset=job.opset)  # fmt: skip
+    folded = fold_pinv(model)
+    save_onnx(model, path, job.metadata)
+    return {"folded_projections": folded}
+
+
+# W_hr·pinv(W_hr) must be the identity within this, or the lifted initial state is not h0.
+_LIFT_TOLERANCE = 1e-4
+
+
+def fold_pinv(model: ir.Model) -> int:
+    """Replace each lowering.PINV_OP placeholder by the initializer pinv(W_hr)^T, computed in
+    float64 from the constant W_hr; returns how many. Raises FormatSkipped when a W_hr has no
+    exact right inverse (rank below proj_size, or too ill-conditioned for float32)."""
+    graph = model.graph
+    count = 0
+    for node in list(graph):
+        if node.domain != lowering.PINV_DOMAIN or node.op_type != lowering.PINV_OP:
+            continue
+        source = node.inputs[0]
+        if source is None or source.const_value is None:
+            raise FormatSkipped("a projection weight (W_hr) is computed at run time: not folded")
+        w_hr = source.const_value.numpy().astype(np.float64)
+        lift = np.linalg.pinv(w_hr)
+        if np.abs(w_hr @ lift - np.eye(w_hr.shape[0])).max() > _LIFT_TOLERANCE:
+            rank, proj = np.linalg.matrix_rank(w_hr), w_hr.shape[0]
+            why = f"rank {rank} < proj_size {proj}" if rank < proj else "too ill-conditioned"
+            raise FormatSkipped(
+                f"a projection weight W_hr {w_hr.shape} has no exact right inverse ({why}), so "
+                "h0 cannot be lifted: use the onnx format"
+            )
+        placeholder = node.outputs[0]
+        tensor = ir.tensor(lift.T.astype(np.float32), name=f"{placeholder.name}_pinv")
+        value = ir.Value(name=tensor.name, shape=tensor.shape, type=ir.TensorType(tensor.dtype),
+                         const_value=tensor)  # fmt: skip
+        graph.register_initializer(value)
+        ir.convenience.replace_all_uses_with(placeholder, value)
+        graph.remove(node, safe=True)
+        count += 1
+    model.opset_imports.pop(lowering.PINV_DOMAIN, None)
+    # W_hh and W_hr themselves are now used by nothing (their products were folded)
+    ir.passes.common.RemoveUnusedNodesPass()(model)
+    return count
 
 
 def _check_dynamic(

@@ -56,7 +56,7 @@ class OpenVinoSession(Session):
                 f"precision {precision!r} is not supported by this CPU in OpenVINO; it supports "
                 f"{', '.join(supported)}"
             )
-        _refuse_scan(path)
+        _refuse_untyped_scan(path)
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision][0]}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
@@ -87,17 +87,21 @@ class OpenVinoSession(Session):
         return outputs if mask is None else poison(self.signature, outputs, mask)
 
 
-def _refuse_scan(path: str | os.PathLike) -> None:
-    """OpenVINO 2026 compiles the ONNX Scan that rnnx's projected LSTM becomes, then returns
-    empty outputs or fails at inference: refuse it here rather than run it wrong."""
+def _refuse_untyped_scan(path: str | os.PathLike) -> None:
+    """Projected LSTMs are ONNX Scans. OpenVINO 2026 runs them when the Scan body's inputs carry
+    an element type (rnnx's lowering writes them typed); untyped ones, as exports of rnnx before
+    that wrote, compile and then fail at inference or return empty outputs: refuse those here
+    rather than run them wrong."""
     import onnx
 
     graph = onnx.load(os.fspath(path), load_external_data=False).graph
-    if any(node.op_type == "Scan" for node in graph.node):
-        raise UnsupportedModelError(
-            f"'{path}' holds a projected LSTM (proj_size), lowered to an ONNX Scan that OpenVINO "
-            "runs wrong (empty outputs); run it with onnxruntime"
-        )
+    for node in graph.node:
+        bodies = [a.g for a in node.attribute if node.op_type == "Scan" and a.name == "body"]
+        if any(not v.type.tensor_type.elem_type for body in bodies for v in body.input):
+            raise UnsupportedModelError(
+                f"'{path}' holds a projected LSTM written by an older rnnx (its Scan body is "
+                "untyped, which OpenVINO runs wrong): export it again"
+            )
 
 
 def open_openvino(

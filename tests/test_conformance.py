@@ -1,0 +1,99 @@
+"""The conformance table: every layer kind × the layouts that change the graph × every runtime
+and precision rnnx offers on this machine, each verified against eager PyTorch through
+`rnnx.verify` with that precision's tolerance class (rnnx/compare.py).
+
+The runtimes and precisions come from the registry (rnnx/formats.py), so a new runtime is in
+the table without editing it. Projected LSTMs are also exported in onnx-folded, their second
+lowering. A precision the CPU lacks is skipped, with the reason; the
+refusal itself is tested in tests/runtimes/test_openvino.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import rnnx
+from rnnx.core.manifest import read_manifest
+from rnnx.formats import FORMATS, RUNTIMES, runtime_available
+from rnnx.pipeline import ExportOptions, export
+
+# Small sizes (input 3, hidden 5, proj 2): the whole table runs in about a minute.
+KINDS = {
+    "rnn_tanh": lambda **kw: nn.RNN(3, 5, nonlinearity="tanh", **kw),
+    "rnn_relu": lambda **kw: nn.RNN(3, 5, nonlinearity="relu", **kw),
+    "lstm": lambda **kw: nn.LSTM(3, 5, **kw),
+    "gru": lambda **kw: nn.GRU(3, 5, **kw),
+}
+VARIANTS = {
+    "bidirectional": dict(bidirectional=True),
+    "batch_first": dict(batch_first=True),
+    "3_layers": dict(num_layers=3),
+}
+PROJECTED = {  # proj_size alone, and with every other variant at once
+    "lstm-proj": dict(proj_size=2),
+    "lstm-proj-bidirectional-batch_first-2_layers": dict(
+        proj_size=2, bidirectional=True, batch_first=True, num_layers=2
+    ),
+}
+DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
+# layer -> (kind, constructor options, the formats it is exported in)
+LAYERS = {
+    **{f"{kind}-{variant}": (kind, options, DEFAULT_FORMATS) for kind in KINDS
+       for variant, options in VARIANTS.items()},
+    **{name: ("lstm", options, (*DEFAULT_FORMATS, "onnx-folded"))
+       for name, options in PROJECTED.items()},
+}  # fmt: skip
+
+
+def _label(runtime: str, format: str, precision: str) -> str:
+    """The label rnnx.verify gives a runtime's result."""
+    return f"{runtime}:{format}" + (f"[{precision}]" if precision != "f32" else "")
+
+
+def _table() -> list:
+    """(layer, runtime, format, precision): every layer in every Python runtime that reads one
+    of its formats, at each precision the runtime offers."""
+    rows = []
+    for layer, (_, _, formats) in LAYERS.items():
+        for runtime in RUNTIMES.values():
+            if runtime.opener is None:
+                continue
+            reason = None if runtime_available(runtime) else f"{runtime.name} is not installed"
+            here = runtime.precisions_here() if reason is None else []
+            for format in (f for f in runtime.formats if f in formats):
+                for precision in ("f32", *runtime.precisions):
+                    skip = reason or (
+                        None if precision in ("f32", *here) else f"this CPU has no {precision}"
+                    )
+                    rows.append(pytest.param(
+                        layer, runtime.name, format, precision,
+                        id=f"{layer}-{_label(runtime.name, format, precision)}",
+                        marks=[pytest.mark.skip(reason=skip)] if skip else [],
+                    ))  # fmt: skip
+    return rows
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """Each layer exported once, in its formats (unverified: the table verifies)."""
+    root = tmp_path_factory.mktemp("conformance")
+    torch.manual_seed(0)
+    return {name: export(KINDS[kind](**kw).eval(), root / name,
+                         ExportOptions(formats=formats, verify=False)).output_dir
+            for name, (kind, kw, formats) in LAYERS.items()}  # fmt: skip
+
+
+@pytest.mark.parametrize(("layer", "runtime", "format", "precision"), _table())
+def test_runtime_matches_eager(exported, layer, runtime, format, precision) -> None:
+    options = {} if precision == "f32" else {"precision": precision}
+    report = rnnx.verify(exported[layer], runtime=runtime, format=format, **options)
+    assert report.passed, report.first_failure()
+    label = _label(runtime, format, precision)
+    summary = report.summary()
+    # every case ran, whole sequences and (where the layer streams: not bidirectional) in
+    # chunks: a runtime that returns nothing or the wrong shape fails above
+    assert summary[label]["cases"] > 0
+    if read_manifest(exported[layer]).signature.streamable:
+        assert summary[f"{label} streamed"]["cases"] > 0
