@@ -380,6 +380,16 @@ def peer_comparison(results: list[tuple[Case, list[BenchRow], dict]]) -> list[st
     return lines + ([""] + notes if notes else [])
 
 
+def serving_section(work: Path) -> str:
+    """The serving load test (benchmarks/serve.py) measured in this run, as a report section."""
+    from serve import measure  # benchmarks/serve.py, beside this script
+
+    print("benchmarking serving on tritonserver ...", file=sys.stderr, flush=True)
+    (work / "serve").mkdir()
+    text = measure(work / "serve", (8, 64, 256), steps=20)
+    return text.replace("\n# ", "\n## ").replace("# ", "## ", 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
@@ -391,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--no-cpp", action="store_true", help="skip building and timing the C++ runner"
+    )
+    parser.add_argument(
+        "--no-serve", action="store_true", help="skip the load test on a real tritonserver"
     )
     args = parser.parse_args(argv)
     out = args.out or (
@@ -408,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             rows, extra = run_case(case, Path(work), repeats, cpp)
             results.append((case, rows, extra))
         text = report(results, cpp_note, plots)
+        if not args.quick and not args.no_serve:
+            text += "\n" + serving_section(Path(work))
     (out / "BENCHMARKS.md").write_text(text)
     print(f"wrote {out / 'BENCHMARKS.md'}")
     return 0
