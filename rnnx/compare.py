@@ -30,12 +30,16 @@ STREAM_CHUNKS = (1, 3, 17)
 
 
 # Reduced-precision formats are checked with their own, documented tolerance class (a format's
-# `tolerance` in rnnx/formats.py): int8 dynamic quantization rounds weights and activations to
-# 8 bits, so errors of ~1e-3 on unit-scale inputs are expected.
+# `tolerance` in rnnx/formats.py).
+# int8 (8-bit weights; 8-bit activations with one scale per tensor and call: exporter/quantize.py)
+# errs on unit-scale inputs, measured here, at zero state over batch 1 × 100 (the benchmark's
+# measure) by 2.9e-3 (GRU 2×256) to 9.3e-3 (tanh RNN 2×256), and at the verifier's random N(0, 1)
+# initial states, which widen the first steps' activation range, by up to 1.3e-2 (GRU 2×256),
+# 1.9e-2 (tanh RNN 2×256) and 2.8e-2 (3-layer ReLU RNN, outputs above 1): atol = rtol = 2e-2.
 # bf16 keeps 8 bits of mantissa: OpenVINO bf16 errs by 3.9e-3 to 1.5e-2 here over LSTM, GRU
 # and 3-layer ReLU RNN stacks (the verifier's sizes, 100 steps included), so 3e-2 leaves twice
 # the worst measured. f16 keeps 11 bits (not measured: this CPU has no f16).
-REDUCED_PRECISION = (("int8", 1e-2, 1e-2), ("bf16", 3e-2, 3e-2), ("f16", 1e-2, 1e-2))
+REDUCED_PRECISION = (("int8", 2e-2, 2e-2), ("bf16", 3e-2, 3e-2), ("f16", 1e-2, 1e-2))
 
 
 @dataclasses.dataclass(frozen=True)
