@@ -122,3 +122,15 @@ def test_the_int8_tolerance_is_what_verification_checks(tmp_path) -> None:
     report = rnnx.verify(tmp_path, layer, strict)
     failed = {check.artifact for check in report.checks if not check.passed}
     assert failed == {"onnx-int8"}
+
+
+def test_bench_measures_the_int8_gru(tmp_path) -> None:
+    """`rnnx bench` finds the int8 artifact of a GRU through the registry, beside eager."""
+    from rnnx.benchmark import BenchOptions, bench
+
+    export(_layer(("gru", 2, False, False, True, 0)), tmp_path,
+           ExportOptions(formats=("onnx",), quantize="int8", verify=False))  # fmt: skip
+    rows = bench(tmp_path, BenchOptions(repeats=1, warmup=0, times=(5,)))
+    measured = {row.runtime: row for row in rows}
+    assert "onnxruntime:onnx-int8" in measured
+    assert measured["onnxruntime:onnx-int8"].ratio_to_eager > 0
