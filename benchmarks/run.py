@@ -29,6 +29,11 @@ from rnnx.benchmark.report import plot
 from rnnx.core.signature import random_inputs
 from rnnx.models import keyword_spotter_lstm
 from rnnx.pipeline import ExportOptions, export_checkpoint
+from rnnx.tune import verified_targets
+
+# What the user would reach for without rnnx, run on the same model in the same rounds
+# (whole sequences, zero initial state): the "best peer" of the report's comparison.
+PEER_PRECISIONS = {"f32": "f32", "bf16": "bf16"}
 
 
 @dataclasses.dataclass
@@ -137,6 +142,9 @@ def run_case(case: Case, work: Path, repeats: int, cpp: bool) -> tuple[list[Benc
     if case.quantize:
         extra["int8_error"] = int8_error(export_dir, module)
     rows: list[BenchRow] = []
+    peers, extra["peers_left_out"] = ({}, {}) if case.chunks else peer_runs(module)
+    verified, extra["rejected"] = verified_targets(export_dir)
+    extra["verified"] = {t.name for t in verified}
     for batch, steps in case.shapes:
         options = BenchOptions(
             batches=(batch,),
@@ -148,9 +156,54 @@ def run_case(case: Case, work: Path, repeats: int, cpp: bool) -> tuple[list[Benc
             runtimes=None if cpp else python_runtimes(case),
             min_seconds=0.0 if repeats < 10 else 1.0,
         )
-        rows += bench(export_dir, options)
+        rows += bench(export_dir, options, peers=peers)
     extra["providers"] = sorted({r.providers for r in rows})
     return rows, extra
+
+
+def peer_runs(module: nn.Module) -> tuple[dict, dict[str, str]]:
+    """The peers of rnnx's paths: eager PyTorch in bf16, and OpenVINO converting the PyTorch
+    module itself (`ov.convert_model`, not rnnx's ONNX) at f32 and bf16, on one thread.
+    Returns (name -> run(feeds), name -> why it was left out)."""
+    import copy
+
+    import openvino as ov
+
+    def first_output(result):
+        return result[0] if isinstance(result, tuple) else result
+
+    bf16 = copy.deepcopy(module).to(torch.bfloat16)
+
+    def eager_bf16(feeds):
+        with torch.inference_mode():
+            return first_output(bf16(torch.from_numpy(feeds["input"]).to(torch.bfloat16)))
+
+    peers, left_out = {"peer eager@bf16": eager_bf16}, {}
+
+    class FirstOutput(nn.Module):  # convert_model traces one tensor out
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return first_output(self.inner(x))
+
+    # the suite's models are bare recurrent layers: (time, batch, features) or batch_first
+    example = torch.randn(1, 100, module.input_size)
+    example = example if module.batch_first else example.transpose(0, 1)
+    try:
+        converted = ov.convert_model(FirstOutput(module).eval(), example_input=(example,),
+                                     input=[ov.PartialShape([-1] * example.dim())])  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - any conversion failure is the peer's answer
+        for precision in PEER_PRECISIONS:
+            left_out[f"peer openvino@{precision}"] = str(error).strip().splitlines()[-1][:160]
+        return peers, left_out
+    for precision, hint in PEER_PRECISIONS.items():
+        compiled = ov.Core().compile_model(converted, "CPU", {
+            "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": 1,
+        })  # fmt: skip
+        peers[f"peer openvino@{precision}"] = lambda feeds, c=compiled: c(feeds["input"])[0]
+    return peers, left_out
 
 
 def python_runtimes(case: Case) -> tuple[str, ...]:
@@ -265,6 +318,7 @@ def report(results: list[tuple[Case, list[BenchRow], dict]], cpp_note: str, plot
             lines.append(
                 f"| {case.name} | {runtime} | {row.batch} × chunk {chunk} | ≤ {limit_ms * 1e3:.0f} µs per call | {row.p50_ms * 1e3:.0f} µs | {met} |"
             )
+    lines += peer_comparison(results)
     for case, rows, extra in results:
         lines += ["", f"## {case.name}", ""]
         if "int8_error" in extra:
@@ -293,6 +347,45 @@ def report(results: list[tuple[Case, list[BenchRow], dict]], cpp_note: str, plot
         ]
         plot(rows, plots / f"{_slug(case.name)}.png", title=case.name)
     return "\n".join(lines) + "\n"
+
+
+def peer_comparison(results: list[tuple[Case, list[BenchRow], dict]]) -> list[str]:
+    """rnnx's fastest verified path against the fastest peer, per shape (target ≤ 0.9×)."""
+    lines = [
+        "",
+        "## rnnx's best verified path vs the best peer",
+        "",
+        "Peers run the same model without rnnx, in the same interleaved rounds: eager PyTorch "
+        "in bf16, and OpenVINO converting the PyTorch module directly (`ov.convert_model`) at "
+        "f32 and bf16; eager f32 counts as a peer too. rnnx's paths count only when they pass "
+        "`rnnx verify` at their precision's tolerance (the C++ runners are not candidates "
+        "here). Target: rnnx's best ≤ 0.9× the best peer.",
+        "",
+        "| model | batch × time | rnnx's best | vs eager | best peer | vs eager | rnnx / peer | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for case, rows, extra in results:
+        if case.chunks:
+            continue
+        for batch, steps in case.shapes:
+            shape = [r for r in rows
+                     if (r.batch, r.time, r.threads, r.chunk) == (batch, steps, 1, None)]  # fmt: skip
+            ours = [r for r in shape if r.runtime in extra["verified"]]
+            theirs = [r for r in shape if r.providers == "peer" or r.runtime == "eager"]
+            if not ours or not theirs:
+                continue
+            best = min(ours, key=lambda r: r.p50_ms)
+            peer = min(theirs, key=lambda r: r.p50_ms)
+            ratio = best.p50_ms / peer.p50_ms
+            lines.append(
+                f"| {case.name} | {batch} × {best.time} | {best.runtime} | "
+                f"{best.ratio_to_eager:.2f}× | {peer.runtime} | {peer.ratio_to_eager:.2f}× | "
+                f"{ratio:.2f}× | {'met' if ratio <= 0.9 else '**missed**'} |"
+            )
+        for name, why in {**extra["peers_left_out"], **extra["rejected"]}.items():
+            notes.append(f"- {case.name}: {name} left out: {why}")
+    return lines + ([""] + notes if notes else [])
 
 
 def main(argv: list[str] | None = None) -> int:

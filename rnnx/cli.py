@@ -20,6 +20,8 @@ from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.version import __version__
 from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
 from rnnx.formats import FORMATS, PYTHON_RUNTIMES, format_choices
+from rnnx.serving.config import TritonOptions
+from rnnx.serving.triton import FLAVOURS
 
 
 class _Group(click.Group):
@@ -588,6 +590,96 @@ def doctor(checkpoint: Path, load_options: Any) -> None:
     if findings:
         raise RnnxError(f"{len(findings)} export hazard(s) found in {checkpoint}")
     click.echo(f"no export hazards found in {checkpoint}")
+
+
+_SERVING = TritonOptions()
+
+
+def _serving_options(command: Any) -> Any:
+    """Options of the Triton model (`rnnx triton`, `rnnx serve`), folded into TritonOptions."""
+
+    @click.option("--name", "model_name", default=None, help="Model name [default: DIR's name].")
+    @click.option(
+        "--runtime",
+        type=click.Choice([r for r in PYTHON_RUNTIMES if r != "eager"]),
+        default=_SERVING.runtime,
+        show_default=True,
+        help="The rnnx runtime inside the server (python flavour).",
+    )
+    @click.option("--provider", default=_SERVING.provider, show_default=True)
+    @click.option("--threads", type=int, default=None, help="Intra-op threads per instance.")
+    @click.option("--instances", type=int, default=_SERVING.instances, show_default=True)
+    @click.option(
+        "--max-batch",
+        type=int,
+        default=_SERVING.max_batch,
+        show_default=True,
+        help="Sequences batched into one model call.",
+    )
+    @click.option(
+        "--max-sequences",
+        type=int,
+        default=_SERVING.max_sequences,
+        show_default=True,
+        help="Concurrent sequences per instance; more wait for a free slot.",
+    )
+    @click.option(
+        "--idle-timeout",
+        type=float,
+        default=_SERVING.idle_timeout_s,
+        show_default=True,
+        help="Seconds without a request after which a sequence is dropped.",
+    )
+    @functools.wraps(command)
+    def with_serving(**kwargs: Any) -> Any:
+        names = ("model_name", "runtime", "provider", "threads", "instances", "max_batch",
+                 "max_sequences")  # fmt: skip
+        fields = {name: kwargs.pop(name) for name in names}
+        fields["idle_timeout_s"] = kwargs.pop("idle_timeout")
+        kwargs["options"] = fields
+        return command(**kwargs)
+
+    return with_serving
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", "repository", type=click.Path(path_type=Path), required=True,
+    help="The model repository to write (a directory).",
+)  # fmt: skip
+@click.option(
+    "--flavour",
+    type=click.Choice(FLAVOURS),
+    default=_SERVING.flavour,
+    show_default=True,
+    help="python: Triton's python backend runs rnnx; onnxruntime: Triton's ORT backend, "
+    "implicit state.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing repository.")
+@_serving_options
+def triton(
+    export_dir: Path, repository: Path, flavour: str, force: bool, options: dict[str, Any]
+) -> None:
+    """Write EXPORT_DIR as a Triton Inference Server model repository (sequence batching)."""
+    from rnnx.serving.triton import write_repository
+
+    model = write_repository(
+        export_dir, repository, TritonOptions(flavour=flavour, force=force, **options)
+    )
+    click.echo(f"wrote {model} (tritonserver --model-repository {repository})")
+
+
+@main.command()
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option("--http-port", type=int, default=8000, show_default=True)
+@click.option("--grpc-port", type=int, default=8001, show_default=True)
+@_serving_options
+def serve(export_dir: Path, http_port: int, grpc_port: int, options: dict[str, Any]) -> None:
+    """Serve EXPORT_DIR on a local Triton Inference Server until Ctrl-C (rnnx[serve] extra)."""
+    from rnnx.serving.server import serve as run_server
+
+    run_server(export_dir, TritonOptions(**options), http_port, grpc_port, announce=click.echo)
 
 
 @main.command("env")

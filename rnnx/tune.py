@@ -38,14 +38,18 @@ class TuneResult:
     choices: list[dict[str, Any]]  # the fastest per (batch, time, threads), as recorded
 
 
-def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) -> TuneResult:
-    manifest = read_manifest(export_dir)
+def verified_targets(
+    export_dir: str | os.PathLike, verify_options: VerifyOptions = VerifyOptions(),
+    trust: Any = None,
+) -> tuple[list[Target], dict[str, str]]:  # fmt: skip
+    """The targets rnnx.load can open for this export that pass verification against eager,
+    and, for the others, why not."""
     candidates, rejected = [], {}
-    for target in available_targets(manifest):
+    for target in available_targets(read_manifest(export_dir)):
         if target.format is None or target.runtime.runner is not None:
             continue  # the reference itself, and C++ runners (not opened by rnnx.load)
         try:
-            report = verify(export_dir, options=options.verify_options, trust=options.trust,
+            report = verify(export_dir, options=verify_options, trust=trust,
                             runtime=target.runtime.name, **target.options)  # fmt: skip
         except RnnxError as error:  # a runtime that refuses this model (OpenVINO and Scan)
             rejected[target.name] = str(error)
@@ -54,6 +58,12 @@ def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) ->
             candidates.append(target)
         else:
             rejected[target.name] = report.first_failure()
+    return candidates, rejected
+
+
+def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) -> TuneResult:
+    manifest = read_manifest(export_dir)
+    candidates, rejected = verified_targets(export_dir, options.verify_options, options.trust)
     if not candidates:
         raise RnnxError(f"no runtime passes verification for '{export_dir}': {rejected}")
     bench_options = BenchOptions(

@@ -79,6 +79,25 @@ def test_streaming_mode_reports_real_time_factor(tmp_path) -> None:
         assert row.real_time_factor == row.p50_ms / 1e3 / (row.chunk / 100.0)
 
 
+def test_peers_are_timed_in_the_same_rounds(tmp_path) -> None:
+    layer = nn.GRU(4, 8).eval()
+    from rnnx.pipeline import ExportOptions, export
+
+    export(layer, tmp_path / "gru", ExportOptions(verify=False))
+    calls = []
+
+    def peer(feeds):
+        calls.append(feeds["input"].shape)
+        with torch.inference_mode():
+            return layer(torch.from_numpy(feeds["input"]))
+
+    options = BenchOptions(runtimes=("eager", "onnxruntime"), times=(8,), batches=(2,), repeats=3)
+    rows = bench(tmp_path / "gru", options, reference=layer, peers={"peer eager": peer})
+    (row,) = [r for r in rows if r.runtime == "peer eager"]
+    assert row.providers == "peer" and row.repeats == 3 and row.ratio_to_eager > 0
+    assert set(calls) == {(8, 2, 4)}
+
+
 def test_unknown_provider_and_runtime_are_clear_errors(tmp_path) -> None:
     from rnnx.core.errors import RnnxError
     from rnnx.pipeline import ExportOptions, export
@@ -136,4 +155,10 @@ def test_suite_runs_at_tiny_sizes(tmp_path) -> None:
     assert "## Targets" in text and "int8 (dynamic quantization) max abs error" in text
     assert "| onnxruntime | 1 | 1 × 5 |" in text and "Versions: rnnx" in text
     assert "C++ runners: not measured (--no-cpp or --quick)" in text
+    # the peers (eager bf16, OpenVINO converting the module itself) run in the same rounds,
+    # and rnnx's best verified path is compared with the best of them
+    for peer in ("peer eager@bf16", "peer openvino@bf16"):
+        assert f"| {peer} | 1 | 1 × 5 |" in text
+    assert "## rnnx's best verified path vs the best peer" in text
+    assert "| LSTM 2×16 | 1 × 5 |" in text
     assert len(list((tmp_path / "plots").glob("*.png"))) == 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rnnx.benchmark.cpp_runners import runner_latency
@@ -87,8 +87,14 @@ def bench(
     *,
     reference: Any = None,
     progress: Callable[[int], None] | None = None,
+    peers: Mapping[str, Callable[[Mapping[str, Any]], Any]] | None = None,
 ) -> list[BenchRow]:
-    """Measure every (target, batch, time, threads[, chunk]) of `options` on an export."""
+    """Measure every (target, batch, time, threads[, chunk]) of `options` on an export.
+
+    `peers` are other tools' ways to run the same model (name -> a function of the feeds),
+    timed in the same interleaved rounds so the comparison with them is side by side; they
+    are measured on whole sequences only.
+    """
     import torch
 
     manifest = read_manifest(export_dir)
@@ -119,7 +125,7 @@ def bench(
             for batch in options.batches:
                 for steps in options.times:
                     rows += _configuration(sessions, runners, export_dir, manifest, options,
-                                           batch, steps, threads, machine)  # fmt: skip
+                                           batch, steps, threads, machine, peers or {})  # fmt: skip
                     if progress:
                         progress(1)
     finally:
@@ -130,6 +136,7 @@ def bench(
 def _configuration(
     sessions: dict, runners: list[Target], export_dir: Any, manifest: Manifest,
     options: BenchOptions, batch: int, steps: int, threads: int, machine: Any,
+    peers: Mapping[str, Callable[[Mapping[str, Any]], Any]],
 ) -> list[BenchRow]:  # fmt: skip
     signature = manifest.signature
     # a model with a minimum length or a stride is measured at the next size it takes
@@ -140,6 +147,7 @@ def _configuration(
         calls = {r: stream_calls(s, feeds, batch, options.chunks) for r, s in sessions.items()}
     else:
         calls = {r: {None: (lambda s=s: s.run(feeds))} for r, s in sessions.items()}
+        calls.update({name: {None: (lambda f=f: f(feeds))} for name, f in peers.items()})
     measured = interleaved(calls, repeats=options.repeats, warmup=options.warmup,
                            min_seconds=options.min_seconds)  # fmt: skip
     common = dict(batch=batch, steps=steps, threads=threads, floor_ms=floor,
@@ -148,8 +156,9 @@ def _configuration(
     for chunk, by_runtime in measured.items():
         eager = by_runtime.get("eager", ((None,), 0))[0][0]
         for runtime, (percentiles, count) in by_runtime.items():
+            providers = ",".join(sessions[runtime].providers) if runtime in sessions else "peer"
             rows.append(BenchRow.from_latency(
-                runtime, ",".join(sessions[runtime].providers), chunk=chunk,
+                runtime, providers, chunk=chunk,
                 percentiles_ms=percentiles, repeats=count, eager_p50_ms=eager, **common,
             ))  # fmt: skip
     for target in runners:
