@@ -28,6 +28,7 @@ for the int8 artifact only.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 from typing import Any
 
@@ -188,6 +189,18 @@ def _biases(kind: str, b: np.ndarray, hidden: int) -> tuple[np.ndarray, np.ndarr
     return input_bias, recurrent_bias
 
 
+@dataclasses.dataclass
+class _Cell:
+    """One direction's part of the Scan body."""
+
+    state: str  # h, the body's state input
+    scanned: list[str]  # its scan inputs: the input gates of this step
+    state_out: str  # h', the body's state output
+    output: str  # h' again, as the scan output
+    nodes: list[onnx.NodeProto]
+    reverse: bool
+
+
 class _Layer:
     """The nodes of one rewritten GRU/RNN node: one input projection, one Scan."""
 
@@ -204,8 +217,10 @@ class _Layer:
     def input_projection(self, w_t: np.ndarray, bias: np.ndarray) -> None:
         self.projections.append((w_t, bias))
 
-    def cell(self, d: int, r_t: np.ndarray, bias: np.ndarray, activation: str, reverse: bool):
-        """The body nodes of direction `d`: (state in, scan inputs, state out, output)."""
+    def cell(
+        self, d: int, r_t: np.ndarray, bias: np.ndarray, activation: str, reverse: bool
+    ) -> _Cell:
+        """The body of direction `d`."""
         n = self.names
         h, h_next, y = n(f"h{d}"), n(f"h_next{d}"), n(f"y{d}")
         recurrent, gh = n(f"hR{d}"), n(f"gh{d}")
@@ -224,7 +239,7 @@ class _Layer:
             nodes_, x_gates = self._gru_cell(d, h, gh, h_next)
             nodes += nodes_
         nodes.append(helper.make_node("Identity", [h_next], [y]))  # one value, two outputs
-        return h, x_gates, h_next, y, nodes, reverse
+        return _Cell(h, x_gates, h_next, y, nodes, reverse)
 
     def _gru_cell(self, d: int, h: str, gh: str, h_next: str):
         """ONNX GRU with linear_before_reset=1 (PyTorch's GRU), gates (z, r | candidate):
@@ -251,7 +266,7 @@ class _Layer:
         ]
         return nodes, [x_zr, x_n]
 
-    def build(self, x: str, initial_h: str, cells: list, outputs) -> tuple[list, list, Any]:
+    def build(self, x: str, initial_h: str, cells: list[_Cell], outputs) -> tuple[list, list, Any]:
         """The layer's nodes, its initializers, and (Y, each direction's output, the nodes
         stacking them) for _without_direction_axis."""
         n, hidden = self.names, self.hidden
@@ -281,7 +296,7 @@ class _Layer:
         h_n = [n("h_n") for _ in range(directions)]
         y = [n("y") for _ in range(directions)]
         body = _body(cells, self.kind)
-        reverse = [int(c[5]) for c in cells]
+        reverse = [int(c.reverse) for c in cells]
         nodes.append(
             helper.make_node(
                 "Scan", [*h0, *scan_inputs], [*h_n, *y], body=body,
@@ -307,14 +322,14 @@ class _Layer:
         return nodes + [helper.make_node("Concat", expanded, [out], axis=axis)]
 
 
-def _body(cells: list, kind: str) -> onnx.GraphProto:
+def _body(cells: list[_Cell], kind: str) -> onnx.GraphProto:
     def value(name: str) -> onnx.ValueInfoProto:
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
 
-    states = [value(c[0]) for c in cells]
-    scanned = [value(x) for c in cells for x in c[1]]
-    outputs = [value(c[2]) for c in cells] + [value(c[3]) for c in cells]
-    nodes = [node for c in cells for node in c[4]]
+    states = [value(c.state) for c in cells]
+    scanned = [value(x) for c in cells for x in c.scanned]
+    outputs = [value(c.state_out) for c in cells] + [value(c.output) for c in cells]
+    nodes = [node for c in cells for node in c.nodes]
     return helper.make_graph(nodes, f"int8_{kind.lower()}_cell", states + scanned, outputs)
 
 
