@@ -16,9 +16,10 @@ among the quantizer's dynamic ops.
 What a GRU step costs in onnxruntime 1.32 (hidden 256, batch 1, 1 thread, measured here): the
 int8 recurrent product 2.1 µs (fp32: 7 µs, the native GRU's whole step is ~9 µs), the Scan
 iteration 0.65 µs, and the cell's 11 other nodes ~0.35 µs each: 6.8 µs a step. So at batch 1
-the int8 GRU is bounded by node dispatch at ~0.35× eager (2 layers × 100 steps), not by the
-arithmetic; at batch 64 it is 0.24× (fp32 ONNX 0.45×). A cell of fewer nodes is what would go
-further (splitting the input gates outside the Scan took one Split a step off: 7.4 -> 6.8 µs).
+the int8 GRU is bounded by node dispatch at ~0.35-0.38× eager (2 layers × 100 steps), not by
+the arithmetic; at batch 64 × 200 it is 0.24-0.28× (fp32 ONNX 0.48-0.52×). A cell of fewer
+nodes is what would go further (splitting the input gates outside the Scan took one Split a
+step off: 7.4 -> 6.8 µs).
 
 Written with onnx.helper because no library rewrites a recurrent node into a cell: the torch
 exporter's lowering (lowering.py) targets the native ops every runtime reads; this graph is
