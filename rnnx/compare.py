@@ -30,13 +30,18 @@ STREAM_CHUNKS = (1, 3, 17)
 
 
 # Reduced-precision formats are checked with their own, documented tolerance class (a format's
-# `tolerance` in rnnx/formats.py): int8 dynamic quantization rounds weights and activations to
-# 8 bits, so errors of ~1e-3 on unit-scale inputs are expected.
+# `tolerance` in rnnx/formats.py).
+# int8 (8-bit weights; 8-bit activations with one scale per tensor and call: exporter/quantize.py)
+# errs on unit-scale inputs, measured here, at zero state over batch 1 × 100 (the benchmark's
+# measure) by 2.1e-4 (LSTM 1024 proj 256), 9.3e-4 (LSTM 2×256), 2.5e-3 (GRU 2×256) and 8.2e-3
+# (tanh RNN 2×256: its recurrence alone in int8 errs by 6e-3), and at the verifier's random N(0, 1)
+# initial states, which widen the first steps' activation range, by up to 1.3e-2 (GRU 2×256),
+# 1.9e-2 (tanh RNN 2×256) and 2.8e-2 (3-layer ReLU RNN, outputs above 1): atol = rtol = 2e-2.
 # bf16 keeps 8 bits of mantissa: OpenVINO bf16 errs by 2.7e-3 (projected LSTMs) to 1.3e-2
 # (GRU, deep ReLU RNN stacks) here, over the verifier's cases (benchmarks/precision_errors.py;
 # the table is in the README), so 3e-2 leaves twice the worst measured. f16 keeps 11 bits (not
 # measured: this CPU has no f16).
-REDUCED_PRECISION = (("int8", 1e-2, 1e-2), ("bf16", 3e-2, 3e-2), ("f16", 1e-2, 1e-2))
+REDUCED_PRECISION = (("int8", 2e-2, 2e-2), ("bf16", 3e-2, 3e-2), ("f16", 1e-2, 1e-2))
 
 
 @dataclasses.dataclass(frozen=True)

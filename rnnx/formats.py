@@ -79,11 +79,11 @@ FORMATS: dict[str, Format] = {
             "onnx-int8",
             "model.int8.onnx",
             "rnnx.exporter.quantize:write_int8",
-            "ONNX with int8 dynamic quantization (LSTM layers and MatMuls)",
+            "ONNX with int8 dynamic quantization (every recurrent layer and MatMul)",
             tolerance="int8",
             default=False,
             requires=("onnx",),
-            hint="export with --quantize int8 (LSTM layers and MatMuls only)",
+            hint="export with --quantize int8",
         ),
         Format(
             "onnx-folded",

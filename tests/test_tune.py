@@ -11,6 +11,7 @@ from torch import nn
 
 import rnnx
 from rnnx.cli import main
+from rnnx.compare import VerifyOptions
 from rnnx.core.errors import RnnxError
 from rnnx.pipeline import ExportOptions, export
 from rnnx.tune import TuneOptions, tune
@@ -39,7 +40,7 @@ def test_tune_records_the_fastest_verified_target_per_shape(exported) -> None:
     assert session.runtime == result.choices[1]["runtime"]
     x = np.random.default_rng(0).standard_normal((20, 4, 6)).astype(np.float32)
     expected = rnnx.load(directory, "eager").run({"input": x})["output"]
-    atol = 1e-2 if "int8" in result.choices[1]["target"] else 1e-5
+    atol = VerifyOptions().tolerance("int8")[0] if "int8" in result.choices[1]["target"] else 1e-5
     np.testing.assert_allclose(session.run({"input": x})["output"], expected, atol=atol)
 
 

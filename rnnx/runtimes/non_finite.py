@@ -22,8 +22,10 @@ from rnnx.core.signature import Signature
 
 POLICIES = ("propagate", "error", "ignore")  # ignore: what the kernels do, at no cost
 # Kernels that hide a NaN input (the int8 format's LSTM included; RNN with ReLU: max(0, NaN)
-# is 0 there).
-MASKING_OPS = frozenset({"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"})
+# is 0 there), and IsNaN: the int8 format zeroes NaN inputs before its dynamic quantization,
+# whose one scale per tensor would carry a sequence's NaN to the whole batch
+# (exporter/int8_lowering.py).
+MASKING_OPS = frozenset({"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM", "IsNaN"})
 
 
 def check_policy(policy: str) -> str:
