@@ -85,6 +85,14 @@ FORMATS: dict[str, Format] = {
             requires=("onnx",),
             hint="export with --quantize int8 (LSTM layers and MatMuls only)",
         ),
+        Format(
+            "pt2",
+            "model.pt2",
+            "rnnx.exporter.pt2_export:write_pt2",
+            "torch.export program compiled by AOTInductor (CPU), no TorchScript",
+            # compiling takes ~20 s a model: asked for by name, so `--format all` stays fast
+            default=False,
+        ),
     )
 }
 
@@ -124,6 +132,14 @@ RUNTIMES: dict[str, Runtime] = {
             devices="cpu",
             precisions=("bf16", "f16"),
             supported_precisions="rnnx.runtimes.openvino_session:supported_precisions",
+        ),
+        Runtime(
+            "aoti",
+            ("pt2",),
+            "rnnx.runtimes.aoti_session:open_aoti",
+            "export with --format pt2",
+            modules=("torch",),
+            devices="cpu",  # the package is compiled for the CPU it was exported on
         ),
         Runtime(
             "cpp-onnxruntime",

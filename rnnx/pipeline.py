@@ -212,6 +212,7 @@ def _write(
             opset=options.opset if "onnx" in written else None,
             example_sizes=EXAMPLE_SIZES if plan.kind == "layer" else None,
             quantization=notes.get("onnx-int8"),
+            notes={name: note for name, note in notes.items() if note},
             doctor=tuple(dataclasses.asdict(f) for f in findings),
             rnnx_version=__version__,
             torch_version=torch.__version__,
