@@ -40,6 +40,7 @@ class Case:
     shapes: list[tuple[int, int]]  # (batch, time)
     targets: dict[tuple[str, int, int], float] = dataclasses.field(default_factory=dict)
     quantize: bool = False
+    pt2: bool = False  # also the pt2 format (AOTInductor, ~15 s to compile): aoti, cpp-aoti rows
     chunks: tuple[int, ...] = ()
     threads: tuple[int, ...] = (1,)
     # (runtime, chunk) -> the most p50 milliseconds allowed, at 1 thread
@@ -63,6 +64,7 @@ def cases(quick: bool) -> list[Case]:
                 ("onnxruntime:onnx-int8", 1, 100): 0.35,
             },
             quantize=True,
+            pt2=True,
         ),
         Case(
             "LSTM 2×256 bidirectional", lambda: nn.LSTM(80, 256, 2, bidirectional=True), [(1, 100)]
@@ -92,6 +94,7 @@ def cases(quick: bool) -> list[Case]:
             chunks=(1, 10),
             threads=(1, 2),
             latency_targets={("cpp-onnxruntime", 1): 0.050},
+            pt2=True,
         ),
         Case(
             "zoo: keyword spotter (LSTM 40→64 ×2, batch_first)",
@@ -112,7 +115,12 @@ def run_case(case: Case, work: Path, repeats: int, cpp: bool) -> tuple[list[Benc
     export_checkpoint(
         checkpoint,
         export_dir,
-        ExportOptions(force=True, verify=False, quantize="int8" if case.quantize else None),
+        ExportOptions(
+            formats=ExportOptions().formats + (("pt2",) if case.pt2 else ()),
+            force=True,
+            verify=False,
+            quantize="int8" if case.quantize else None,
+        ),
         LoadOptions(batch_first=getattr(module, "batch_first", False)),
     )
     extra = {}
@@ -136,8 +144,10 @@ def run_case(case: Case, work: Path, repeats: int, cpp: bool) -> tuple[list[Benc
 
 
 def python_runtimes(case: Case) -> tuple[str, ...]:
-    return ("eager", "torchscript", "onnxruntime") + (
-        ("onnxruntime:onnx-int8",) if case.quantize else ()
+    return (
+        ("eager", "torchscript", "onnxruntime")
+        + (("onnxruntime:onnx-int8",) if case.quantize else ())
+        + (("aoti",) if case.pt2 else ())
     )
 
 

@@ -157,6 +157,15 @@ RUNTIMES: dict[str, Runtime] = {
             modules=("torch",),  # libtorch, from the torch wheel
             runner="rnnx-torch-run",
         ),
+        Runtime(
+            "cpp-aoti",
+            ("pt2",),
+            None,
+            "build the C++ runners with `rnnx cpp build`",
+            modules=("torch",),  # libtorch's AOTIModelPackageLoader, from the torch wheel
+            runner="rnnx-aoti-run",
+            devices="cpu",
+        ),
     )
 }
 
