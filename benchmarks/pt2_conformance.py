@@ -1,5 +1,6 @@
-"""The pt2 conformance table: every bare-layer configuration of the test table and every zoo model,
-exported to pt2 (torch.export + AOTInductor) and checked, in Python and in C++.
+"""The pt2 conformance table: every bare-layer configuration of the test table, every zoo model and
+the published models of tests/corpus that export, exported to pt2 (torch.export + AOTInductor)
+and checked, in Python and in C++.
 
     python benchmarks/pt2_conformance.py                 # the whole table (~15 s a model)
     python benchmarks/pt2_conformance.py --only lstm     # rows whose name contains "lstm"
@@ -34,14 +35,20 @@ from rnnx.core.signature import random_inputs  # noqa: E402
 from rnnx.formats import RUNTIMES  # noqa: E402
 from rnnx.models.zoo import ZOO  # noqa: E402
 from rnnx.pipeline import ExportOptions, export  # noqa: E402
+from tests.corpus.test_corpus import CORPUS, _module  # noqa: E402
 from tests.exporter.test_layers import TABLE, _build, _config_id  # noqa: E402
 
 ATOL = 1e-5
 
 
 def rows() -> dict[str, object]:
-    table: dict[str, object] = {_config_id(c): (lambda c=c: _build(c)) for c in TABLE}
-    table.update({f"zoo:{name}": make for name, make in ZOO.items()})
+    """name -> () -> (module, example inputs or None)."""
+    table: dict[str, object] = {_config_id(c): (lambda c=c: (_build(c), None)) for c in TABLE}
+    table.update({f"zoo:{name}": (lambda m=make: (m(), None)) for name, make in ZOO.items()})
+    for row in CORPUS:
+        if row.expect == "exports" and not row.today:
+            module = _module(row.name)
+            table[f"corpus:{row.name}"] = lambda m=module: (m.build(), m.example_inputs())
     return table
 
 
@@ -87,8 +94,9 @@ def main() -> int:
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    result = export(make().eval(), directory,
-                                    ExportOptions(formats=("pt2",), force=True))  # fmt: skip
+                    model, example = make()
+                    result = export(model.eval(), directory, ExportOptions(formats=("pt2",),
+                                    force=True), example_inputs=example)  # fmt: skip
                 if "pt2" not in result.manifest.artifacts:
                     skipped = [str(w.message) for w in caught if "pt2:" in str(w.message)]
                     print(f"SKIP {name}: {skipped[0] if skipped else 'not written'}")

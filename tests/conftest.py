@@ -26,6 +26,9 @@ PT2_MODELS = {
     "lstm_proj": lambda: nn.LSTM(5, 8, num_layers=2, proj_size=3),
     "gru_bidirectional": lambda: nn.GRU(4, 5, 2, bidirectional=True, batch_first=True, bias=False),
     "char_rnn_cell": ZOO["char_rnn_cell"],  # an nn.RNNCell in a whole model
+    # batch_first and bidirectional, its output read by compiled code: the layout of the ATen
+    # kernel's output (transposed for batch_first) must be the one Inductor assumes
+    "bilstm_regressor": ZOO["bilstm_regressor"],
     "seq2seq_step_lstm": ZOO["seq2seq_step_lstm"],  # a whole model: token ids, 2-layer LSTM
 }
 

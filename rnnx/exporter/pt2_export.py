@@ -43,10 +43,14 @@ def _recurrent_fake(fake_mode: Any, func: Any, input: Tensor, hx: Any, params: A
     """The output shapes of a recurrent aten op without running it step by step (torch's own
     fake implementation is the step-by-step decomposition, which fixes the time axis)."""
     states = tuple(hx) if isinstance(hx, (list, tuple)) else (hx,)
-    directions = 2 if bidirectional else 1
+    size = (2 if bidirectional else 1) * states[0].shape[-1]
+    time, batch = (input.shape[1], input.shape[0]) if batch_first else input.shape[:2]
     with fake_mode:
-        output = input.new_empty(input.shape[0], input.shape[1], directions * states[0].shape[-1])
-        return (output, *(torch.empty_like(s) for s in states))
+        # The layout the ATen kernels return (Inductor reads the output with these strides):
+        # time-major and contiguous, transposed back for batch_first; contiguous states.
+        output = input.new_empty(time, batch, size)
+        output = output.transpose(0, 1) if batch_first else output
+        return (output, *(s.new_empty(s.shape) for s in states))
 
 
 @contextlib.contextmanager
@@ -94,9 +98,18 @@ def export_program(
     kept whole (call inside `recurrent_aten_ops_kept`)."""
     with _quiet():
         try:
-            return torch.export.export(
-                module, tuple(example_inputs), dynamic_shapes=dynamic_shapes(module, inputs, axes)
-            )
+            # The model's own code may ask whether a symbolic size is 1 (a view after a conv
+            # front end: "time - 4 != 1"): size-oblivious reasoning answers for the general
+            # case, whose graph holds at size 1 too, instead of failing the export or guarding
+            # the package against the smallest sizes; other guards become assertions checked
+            # when the package runs (as torch.onnx does). The verifier runs the smallest sizes.
+            with _size_oblivious():
+                return torch.export.export(
+                    module,
+                    tuple(example_inputs),
+                    dynamic_shapes=dynamic_shapes(module, inputs, axes),
+                    prefer_deferred_runtime_asserts_over_guards=True,
+                )
         except Exception as error:
             raise ExportError(f"torch.export failed: {first_line(error)}") from error
 
@@ -141,6 +154,12 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     """The rnnx metadata inside a package (AOTInductor adds keys of its own: AOTI_*)."""
     loaded = torch._inductor.aoti_load_package(str(path))
     return {k: v for k, v in loaded.get_metadata().items() if k.startswith("rnnx.")}
+
+
+def _size_oblivious() -> Any:
+    import torch.fx.experimental._config as shape_config
+
+    return shape_config.patch(backed_size_oblivious=True)
 
 
 @contextlib.contextmanager
