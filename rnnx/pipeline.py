@@ -193,6 +193,9 @@ def _write(
                 notes[name] = {"skipped": str(skipped)}
                 continue
             written[name] = path
+        if not written:  # every format asked for skipped this model: an export of nothing
+            reasons = "; ".join(f"{n}: {notes[n]['skipped']}" for n in formats)
+            raise UnsupportedModelError(f"no format could be written ({reasons})")
         reference = None
         # A subclass computes something of its own: only its class can rebuild it.
         if source is None and type(plan.user_module) in (nn.RNN, nn.LSTM, nn.GRU):

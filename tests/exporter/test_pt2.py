@@ -17,7 +17,7 @@ from torch import nn
 import rnnx
 from rnnx.benchmark import BenchOptions, bench
 from rnnx.cli import main
-from rnnx.core.errors import ExportError
+from rnnx.core.errors import ExportError, UnsupportedModelError
 from rnnx.core.metadata import parse_metadata
 from rnnx.core.signature import random_inputs
 from rnnx.exporter.plan import EXAMPLE_SIZES
@@ -97,6 +97,9 @@ def test_packed_sequences_skip_pt2_with_the_reason(tmp_path) -> None:
         result = export(model, tmp_path / "out", ExportOptions(formats=("onnx", "pt2")))
     assert list(result.manifest.artifacts) == ["onnx"]
     assert "packed sequences" in result.manifest.notes["pt2"]["skipped"]
+    with pytest.raises(UnsupportedModelError, match=r"^no format could be written \(pt2: torch"):
+        export(model, tmp_path / "only", ExportOptions(formats=("pt2",)))
+    assert not (tmp_path / "only").exists()
 
 
 def test_torchscript_without_jit_trace_names_the_pt2_route(tmp_path, monkeypatch) -> None:
