@@ -119,9 +119,9 @@ def compile_package(
 ) -> None:
     """AOTInductor-compile `program` into the package `path`, with `metadata` inside it."""
     options = {"aot_inductor.metadata": dict(metadata)}
-    with _quiet(), tempfile.TemporaryDirectory() as scratch:
+    # compiled beside `path` (one file system, so the rename holds): a failure leaves nothing
+    with _quiet(), tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         try:
-            # compiled in a scratch file: a failure leaves nothing at `path`
             built = torch._inductor.aoti_compile_and_package(
                 program, package_path=str(Path(scratch) / path.name), inductor_configs=options
             )
