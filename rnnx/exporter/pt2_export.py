@@ -96,22 +96,23 @@ def export_program(
 ) -> torch.export.ExportedProgram:
     """torch.export of `module` with the signature's batch/time axes dynamic, recurrent layers
     kept whole (call inside `recurrent_aten_ops_kept`)."""
+    shapes = dynamic_shapes(module, inputs, axes)
     with _quiet():
         try:
-            # The model's own code may ask whether a symbolic size is 1 (a view after a conv
-            # front end: "time - 4 != 1"): size-oblivious reasoning answers for the general
-            # case, whose graph holds at size 1 too, instead of failing the export or guarding
-            # the package against the smallest sizes; other guards become assertions checked
-            # when the package runs (as torch.onnx does). The verifier runs the smallest sizes.
-            with _size_oblivious():
-                return torch.export.export(
-                    module,
-                    tuple(example_inputs),
-                    dynamic_shapes=dynamic_shapes(module, inputs, axes),
-                    prefer_deferred_runtime_asserts_over_guards=True,
-                )
+            return torch.export.export(module, tuple(example_inputs), dynamic_shapes=shapes)
         except Exception as error:
-            raise ExportError(f"torch.export failed: {first_line(error)}") from error
+            failure = error
+        if "Constraints violated" in str(failure):
+            # The model's own code asked whether a symbolic size is 1 (a view after a conv
+            # front end: "time - 4 != 1"), which guards the axis: size-oblivious reasoning
+            # answers for the general case instead, whose graph holds at size 1 too (the
+            # verifier runs the smallest sizes). Tried second: on other models it adds guards.
+            try:
+                with _size_oblivious():
+                    return torch.export.export(module, tuple(example_inputs), dynamic_shapes=shapes)
+            except Exception:
+                pass  # the first failure is the one to report
+        raise ExportError(f"torch.export failed: {first_line(failure)}") from failure
 
 
 def compile_package(

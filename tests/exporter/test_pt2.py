@@ -20,8 +20,8 @@ from rnnx.cli import main
 from rnnx.core.errors import ExportError, UnsupportedModelError
 from rnnx.core.metadata import parse_metadata
 from rnnx.core.signature import random_inputs
-from rnnx.exporter.plan import EXAMPLE_SIZES
-from rnnx.exporter.pt2_export import read_metadata
+from rnnx.exporter.plan import EXAMPLE_SIZES, plan_export
+from rnnx.exporter.pt2_export import export_program, read_metadata, recurrent_aten_ops_kept
 from rnnx.models.zoo import ZOO
 from rnnx.pipeline import ExportOptions, export
 from tests.conftest import PT2_MODELS
@@ -107,3 +107,31 @@ def test_torchscript_without_jit_trace_names_the_pt2_route(tmp_path, monkeypatch
     with pytest.raises(ExportError, match=r"^torch.jit.trace is not available.*--format pt2"):
         export(nn.GRU(3, 4).eval(), tmp_path / "out", ExportOptions(formats=("torchscript",)))
     assert not (tmp_path / "out").exists()
+
+
+class _ConvFrontEnd(nn.Module):
+    """rnnoise's shape: a valid convolution over time, then a batch_first GRU and a head on the
+    concatenation; its view after the permute makes torch.export ask whether time - 2 is 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(5, 8, kernel_size=3)
+        self.gru = nn.GRU(8, 8, batch_first=True)
+        self.head = nn.Linear(16, 2)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        front = torch.tanh(self.conv(features.permute(0, 2, 1))).permute(0, 2, 1)
+        output, _ = self.gru(front)
+        return self.head(torch.cat([front, output], dim=-1))
+
+
+def test_conv_front_end_keeps_time_dynamic_and_the_gru_whole() -> None:
+    model = _ConvFrontEnd().eval()
+    plan = plan_export(model, (torch.randn(2, 10, 5),))
+    with recurrent_aten_ops_kept():
+        program = export_program(plan.module, plan.example, plan.inputs, plan.axes)
+    targets = [n.target for n in program.graph.nodes if n.op == "call_function"]
+    assert targets.count(torch.ops.aten.gru.input) == 1
+    time = program.graph_signature.user_inputs[0]
+    shape = next(n for n in program.graph.nodes if n.name == time).meta["val"].shape
+    assert all(isinstance(size, torch.SymInt) for size in shape[:2]) and shape[2] == 5
