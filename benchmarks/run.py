@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnx.benchmark import BenchOptions, BenchRow, bench
+from rnnx.benchmark import BenchOptions, BenchRow, bench, targets
 from rnnx.benchmark.machine import measure_machine
 from rnnx.benchmark.report import plot
 from rnnx.core.signature import random_inputs
@@ -46,7 +46,8 @@ class Case:
     shapes: list[tuple[int, int]]  # (batch, time)
     targets: dict[tuple[str, int, int], float] = dataclasses.field(default_factory=dict)
     quantize: bool = False
-    formats: tuple[str, ...] = ()  # written beside the default formats (onnx-folded)
+    # formats written beside the defaults (onnx-folded; pt2: AOTInductor, ~15 s to compile)
+    formats: tuple[str, ...] = ()
     chunks: tuple[int, ...] = ()
     threads: tuple[int, ...] = (1,)
     # (runtime, chunk) -> the most p50 milliseconds allowed, at 1 thread
@@ -72,6 +73,7 @@ def cases(quick: bool) -> list[Case]:
                 ("onnxruntime:onnx-int8", 1, 100): 0.35,
             },
             quantize=True,
+            formats=("pt2",),
         ),
         Case(
             "LSTM 2×256 bidirectional", lambda: nn.LSTM(80, 256, 2, bidirectional=True), [(1, 100)]
@@ -119,6 +121,7 @@ def cases(quick: bool) -> list[Case]:
             chunks=(1, 10),
             threads=(1, 2),
             latency_targets={("cpp-onnxruntime", 1): 0.050},
+            formats=("pt2",),
         ),
         Case(
             "zoo: keyword spotter (LSTM 40→64 ×2, batch_first)",
@@ -219,8 +222,14 @@ def python_runtimes(case: Case) -> tuple[str, ...]:
     return (
         ("eager", "torchscript", "onnxruntime")
         + (("onnxruntime:onnx-int8",) if case.quantize else ())
-        + tuple(f"onnxruntime:{name}" for name in case.formats)
+        + tuple(_reader(name) for name in case.formats)
     )
+
+
+def _reader(fmt: str) -> str:
+    """The Python benchmark target that reads `fmt` (onnxruntime:onnx-folded, aoti)."""
+    return next(t.name for t in targets().values()
+                if t.format == fmt and t.runtime.runner is None and t.precision == "f32")  # fmt: skip
 
 
 def build_cpp(skip: bool) -> tuple[bool, str]:

@@ -264,7 +264,9 @@ def export(
     what = spec.describe() if spec else (result.manifest.class_path or "model").rsplit(".", 1)[-1]
     click.echo(f"exported {what} to {result.output_dir}/")
     for fmt_name, name in result.manifest.artifacts.items():
-        click.echo(f"  {name:<24} {fmt_name}")
+        compiled = result.manifest.notes.get(fmt_name, {}).get("compile_s")
+        took = f" (compiled in {compiled:.1f} s)" if compiled is not None else ""
+        click.echo(f"  {name:<24} {fmt_name}{took}")
     if result.report is not None:
         _print_report(result.report)
     else:

@@ -36,14 +36,14 @@ IN_CHECKOUT = (_CHECKOUT / "setup.cfg").is_file() and (
     _CHECKOUT / "cpp" / "CMakeLists.txt"
 ).is_file()
 SOURCE_DIR = _CHECKOUT / "cpp" if IN_CHECKOUT else _PACKAGE / "_cpp"
-# The C++ runtimes of the registry: cpp-onnxruntime (rnnx-ort-run), cpp-torchscript.
+# The C++ runtimes of the registry: cpp-onnxruntime (rnnx-ort-run), cpp-torchscript, cpp-aoti.
 CPP_RUNTIMES = [r for r in RUNTIMES.values() if r.runner is not None]
 _CONFIGURE_STAMP = "rnnx-configure-args.txt"
 
 
 def build(build_dir: Path | None = None, *, torch: bool = True, jobs: int = 2) -> dict[str, Path]:
     """Configure and build cpp/; returns the runner executables by runtime name
-    (cpp-onnxruntime, cpp-torchscript).
+    (cpp-onnxruntime, cpp-torchscript, cpp-aoti).
 
     `torch=False` builds the ONNX Runtime runner only. Raises RnnxError with one line (and the
     path of the full log) when a tool is missing or the build fails.

@@ -93,6 +93,14 @@ FORMATS: dict[str, Format] = {
             default=False,
             hint="export with --format onnx-folded (models with a projected LSTM only)",
         ),
+        Format(
+            "pt2",
+            "model.pt2",
+            "rnnx.exporter.pt2_export:write_pt2",
+            "torch.export program compiled by AOTInductor (CPU), no TorchScript",
+            # compiling takes ~20 s a model: asked for by name, so `--format all` stays fast
+            default=False,
+        ),
     )
 }
 
@@ -134,6 +142,14 @@ RUNTIMES: dict[str, Runtime] = {
             supported_precisions="rnnx.runtimes.openvino_session:supported_precisions",
         ),
         Runtime(
+            "aoti",
+            ("pt2",),
+            "rnnx.runtimes.aoti_session:open_aoti",
+            "export with --format pt2",
+            modules=("torch",),
+            devices="cpu",  # the package is compiled for the CPU it was exported on
+        ),
+        Runtime(
             "cpp-onnxruntime",
             ("onnx",),
             None,
@@ -148,6 +164,15 @@ RUNTIMES: dict[str, Runtime] = {
             "build the C++ runners with `rnnx cpp build`",
             modules=("torch",),  # libtorch, from the torch wheel
             runner="rnnx-torch-run",
+        ),
+        Runtime(
+            "cpp-aoti",
+            ("pt2",),
+            None,
+            "build the C++ runners with `rnnx cpp build`",
+            modules=("torch",),  # libtorch's AOTIModelPackageLoader, from the torch wheel
+            runner="rnnx-aoti-run",
+            devices="cpu",
         ),
     )
 }

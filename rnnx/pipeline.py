@@ -193,6 +193,9 @@ def _write(
                 notes[name] = {"skipped": str(skipped)}
                 continue
             written[name] = path
+        if not written:  # every format asked for skipped this model: an export of nothing
+            reasons = "; ".join(f"{n}: {notes[n]['skipped']}" for n in formats)
+            raise UnsupportedModelError(f"no format could be written ({reasons})")
         reference = None
         # A subclass computes something of its own: only its class can rebuild it.
         if source is None and type(plan.user_module) in (nn.RNN, nn.LSTM, nn.GRU):
@@ -212,6 +215,7 @@ def _write(
             opset=options.opset if "onnx" in written else None,
             example_sizes=EXAMPLE_SIZES if plan.kind == "layer" else None,
             quantization=notes.get("onnx-int8"),
+            notes={name: note for name, note in notes.items() if note},
             doctor=tuple(dataclasses.asdict(f) for f in findings),
             rnnx_version=__version__,
             torch_version=torch.__version__,

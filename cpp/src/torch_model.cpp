@@ -12,19 +12,18 @@
 #include <nlohmann/json.hpp>
 
 #include "rnnx/error.h"
+#include "torch_common.h"
 
 namespace rnnx {
 
 namespace {
 
+using torch_common::first_line;
+
 // The TorchScript extra file rnnx writes its metadata to (artifact contract v1), and the one
 // rnnx wrote before it (recognised only to ask for a re-export).
 const char kMetadataFile[] = "rnnx_metadata.json";
 const char kOldMetadataFile[] = "rnnx.json";
-
-std::string first_line(const std::string& text) {
-  return text.substr(0, text.find('\n'));
-}
 
 torch::Device parse_device(const std::string& name) {
   torch::Device device(torch::kCPU);
@@ -42,24 +41,6 @@ torch::Device parse_device(const std::string& name) {
   return device;
 }
 
-torch::Tensor to_torch(const Tensor& tensor, const torch::Device& device) {
-  // from_blob wraps without copying; the module only reads its inputs.
-  torch::Tensor wrapped = torch::from_blob(const_cast<float*>(tensor.data.data()), tensor.shape,
-                                           torch::TensorOptions().dtype(torch::kFloat32));
-  return wrapped.to(device);
-}
-
-// Copies into `out`, keeping its allocation when the size is unchanged.
-void copy_out(const torch::Tensor& tensor, Tensor& out) {
-  torch::Tensor host = tensor.to(torch::kCPU, torch::kFloat32).contiguous();
-  auto sizes = host.sizes();
-  if (!std::equal(sizes.begin(), sizes.end(), out.shape.begin(), out.shape.end())) {
-    out.shape.assign(sizes.begin(), sizes.end());
-  }
-  out.data.resize(static_cast<size_t>(host.numel()));
-  std::memcpy(out.data.data(), host.const_data_ptr<float>(), out.data.size() * sizeof(float));
-}
-
 }  // namespace
 
 struct TorchModel::Impl {
@@ -67,11 +48,15 @@ struct TorchModel::Impl {
   torch::jit::Module module;
   torch::Device device{torch::kCPU};
   Signature signature;
+  torch_common::Forward forward_function = [this](auto& inputs, auto& outputs) {
+    forward(inputs, outputs);
+  };
 
   static std::unique_ptr<Impl> load(const std::string& path, const TorchOptions& options);
 
   // Runs forward on inputs in signature order; returns the outputs in signature order.
-  void forward(std::vector<c10::IValue>& inputs, std::vector<torch::Tensor>& outputs) {
+  void forward(std::vector<torch::Tensor>& tensors, std::vector<torch::Tensor>& outputs) {
+    std::vector<c10::IValue> inputs(tensors.begin(), tensors.end());
     c10::IValue result;
     try {
       result = module.forward(inputs);
@@ -145,89 +130,6 @@ std::unique_ptr<TorchModel::Impl> TorchModel::Impl::load(const std::string& path
   return impl;
 }
 
-// States stay torch tensors on the model's device between steps; only the chunk goes in and the
-// data outputs come out. The input/output vectors are reused across steps.
-class TorchStream : public Stream {
- public:
-  TorchStream(TorchModel::Impl& model, const Signature& signature, int64_t batch)
-      : Stream(signature, batch), model_(model) {
-    const auto& data = signature.data_inputs();
-    const auto& states = signature.state_inputs();
-    for (const TensorSpec& spec : signature.inputs()) {
-      int index = -1;
-      for (size_t i = 0; i < data.size(); ++i) {
-        if (data[i]->name == spec.name) index = static_cast<int>(i);
-      }
-      for (size_t i = 0; index < 0 && i < states.size(); ++i) {
-        if (states[i]->name == spec.name) index = static_cast<int>(data.size() + i);
-      }
-      input_slots_.push_back(index);
-    }
-    for (const TensorSpec& spec : signature.outputs()) {
-      int state = -1;
-      for (size_t i = 0; i < signature.state_pairs().size(); ++i) {
-        if (signature.state_pairs()[i].output == spec.name) state = static_cast<int>(i);
-      }
-      output_states_.push_back(state);
-      output_tensors_.push_back(state < 0 ? &outputs_.at(spec.name) : nullptr);
-    }
-    zero_state();
-  }
-
- protected:
-  void step_checked(const std::vector<const Tensor*>& chunk, TensorMap&) override {
-    c10::InferenceMode guard;
-    const size_t data_count = chunk.size();
-    inputs_.clear();
-    for (int slot : input_slots_) {
-      if (static_cast<size_t>(slot) < data_count) {
-        inputs_.emplace_back(to_torch(*chunk[slot], model_.device));
-      } else {
-        inputs_.emplace_back(states_[slot - data_count]);
-      }
-    }
-    model_.forward(inputs_, results_);
-    for (size_t i = 0; i < results_.size(); ++i) {
-      if (output_states_[i] >= 0) {
-        states_[output_states_[i]] = results_[i];
-      } else {
-        copy_out(results_[i], *output_tensors_[i]);
-      }
-    }
-    inputs_.clear();  // drop references to the caller's chunk
-  }
-
-  void zero_state() override {
-    c10::InferenceMode guard;
-    states_.clear();
-    for (const TensorSpec* spec : signature().state_inputs()) {
-      states_.push_back(torch::zeros(
-          state_shape(*spec), torch::TensorOptions().dtype(torch::kFloat32).device(model_.device)));
-    }
-  }
-
-  void read_state(std::vector<Tensor*>& out) const override {
-    for (size_t i = 0; i < out.size(); ++i)
-      copy_out(states_[i], *out[i]);
-  }
-
-  void write_state(const std::vector<const Tensor*>& state) override {
-    c10::InferenceMode guard;
-    for (size_t i = 0; i < state.size(); ++i) {
-      states_[i] = to_torch(*state[i], model_.device).clone();
-    }
-  }
-
- private:
-  TorchModel::Impl& model_;
-  std::vector<int> input_slots_;         // per signature input: chunk index, or data count + state
-  std::vector<int> output_states_;       // per signature output: state index, or -1 for data
-  std::vector<Tensor*> output_tensors_;  // per signature output: its buffer in outputs_ (data)
-  std::vector<torch::Tensor> states_;    // in signature().state_inputs() order
-  std::vector<c10::IValue> inputs_;
-  std::vector<torch::Tensor> results_;
-};
-
 TorchModel::TorchModel(const std::string& path, const TorchOptions& options)
     : TorchModel(path, Impl::load(path, options)) {}
 
@@ -243,21 +145,11 @@ std::string TorchModel::backend() const {
 }
 
 TensorMap TorchModel::run_checked(const TensorMap& feeds) {
-  c10::InferenceMode guard;
-  std::vector<c10::IValue> inputs;
-  for (const TensorSpec& spec : signature().inputs()) {
-    inputs.emplace_back(to_torch(feeds.at(spec.name), impl_->device));
-  }
-  std::vector<torch::Tensor> outputs;
-  impl_->forward(inputs, outputs);
-  TensorMap result;
-  for (size_t i = 0; i < outputs.size(); ++i)
-    copy_out(outputs[i], result[signature().outputs()[i].name]);
-  return result;
+  return torch_common::run(impl_->forward_function, signature(), feeds, impl_->device);
 }
 
 std::unique_ptr<Stream> TorchModel::make_stream(int64_t batch) {
-  return std::make_unique<TorchStream>(*impl_, signature(), batch);
+  return torch_common::make_stream(impl_->forward_function, signature(), batch, impl_->device);
 }
 
 }  // namespace rnnx

@@ -33,9 +33,9 @@ void print_usage(const Backend& backend, std::ostream& out) {
          "{\"bench\": {...}}\n"
       << "  --warmup N             untimed calls before --bench (default 10)\n"
       << "  --threads N            intra-op threads (default: the backend's default)\n";
-  if (backend.torch_options) {
-    out << "  --device DEVICE        cpu (default), cuda, cuda:N\n"
-        << "  --no-onednn            libtorch's own RNN kernels instead of oneDNN (faster for "
+  if (backend.torch_options) out << "  --device DEVICE        cpu (default), cuda, cuda:N\n";
+  if (backend.torch_options || backend.onednn_option) {
+    out << "  --no-onednn            libtorch's own RNN kernels instead of oneDNN (faster for "
            "one-step chunks)\n";
   }
   out << "  -h, --help             show this help\n";
@@ -67,7 +67,7 @@ bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOption
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "-h" || arg == "--help") return false;
-    if (arg == "--no-onednn" && backend.torch_options) {
+    if (arg == "--no-onednn" && (backend.torch_options || backend.onednn_option)) {
       options.onednn = false;
       continue;
     }

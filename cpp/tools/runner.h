@@ -33,6 +33,7 @@ struct Backend {
   std::string format;          // its artifact in an export directory's manifest: "onnx"
   std::string summary;         // one line for --help
   bool torch_options = false;  // accepts --device and --no-onednn
+  bool onednn_option = false;  // accepts --no-onednn (libtorch's RNN kernels)
   std::function<std::unique_ptr<Model>(const std::string& path, const RunnerOptions&)> open;
 };
 

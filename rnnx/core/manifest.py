@@ -42,6 +42,9 @@ class Manifest:
     opset: int | None = None
     example_sizes: Mapping[str, int] | None = None
     quantization: Mapping[str, Any] | None = None
+    # what each format's writer reported, by format: pt2's export and compile seconds, a
+    # skipped format's reason ({"skipped": ...})
+    notes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     doctor: tuple[Mapping[str, Any], ...] = ()
     verification: Mapping[str, Any] | None = None
     # `rnnx tune`: the fastest verified way to run each measured shape, as
@@ -70,6 +73,7 @@ class Manifest:
             "source": dict(self.source) if self.source else None,
             "reference": self.reference,
             "quantization": self.quantization,
+            "notes": dict(self.notes),
             "doctor": list(self.doctor),
             "verification": self.verification,
             "tuned": list(self.tuned),
@@ -119,6 +123,7 @@ class Manifest:
             opset=_optional(data, "opset", int, source),
             example_sizes=_optional(data, "example_sizes", Mapping, source),
             quantization=_optional(data, "quantization", Mapping, source),
+            notes=_optional(data, "notes", Mapping, source) or {},
             doctor=_doctor(data.get("doctor"), source),
             verification=_verification(data.get("verification"), source),
             tuned=_records(data.get("tuned"), source),

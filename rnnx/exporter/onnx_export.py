@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import logging
 import os
@@ -24,7 +23,7 @@ from rnnx.core.signature import Dim, TensorSpec
 from rnnx.exporter import lowering
 from rnnx.exporter.diagnose import GuardLog, explain, guard_log
 from rnnx.exporter.opsets import DEFAULT_OPSET
-from rnnx.exporter.plan import FormatSkipped, WriteJob
+from rnnx.exporter.plan import FormatSkipped, WriteJob, dynamic_shapes
 from rnnx.exporter.recurrent_ops import recurrent_layers_as_custom_ops
 
 _TRANSLATIONS = {
@@ -42,15 +41,7 @@ def build_onnx(
     opset: int = DEFAULT_OPSET,
 ) -> ir.Model:
     """Export `module` (forward takes `inputs`, in order) with its "batch"/"time" axes dynamic."""
-    dims = {name: torch.export.Dim(name, min=1) for name in ("batch", "time")}
-    per_input = tuple(
-        {axis: dims[d] for axis, d in enumerate(t.dims) if isinstance(d, str)} for t in inputs
-    )
-    # torch.export matches dynamic_shapes to forward's parameters: a forward(*inputs) (the
-    # whole-model wrapper) takes them all as its one packed argument.
-    parameters = inspect.signature(module.forward).parameters.values()
-    packed = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
-    dynamic_shapes = (per_input,) if packed else per_input
+    dynamic = dynamic_shapes(module, inputs)  # every symbolic axis from 1
     with recurrent_layers_as_custom_ops(module), _quiet(), guard_log() as guards:
         try:
             program = torch.onnx.export(
@@ -60,7 +51,7 @@ def build_onnx(
                 opset_version=opset,
                 input_names=[t.name for t in inputs],
                 output_names=list(output_names),
-                dynamic_shapes=dynamic_shapes,
+                dynamic_shapes=dynamic,
                 custom_translation_table=_TRANSLATIONS,
                 optimize=False,
                 verbose=False,

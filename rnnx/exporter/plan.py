@@ -7,6 +7,7 @@ inputs and its I/O: the export pipeline and `rnnx doctor` both start from it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,32 @@ class WriteJob:
     written: Mapping[str, Path]  # the formats written so far (a derived format reads its base)
     opset: int
     onnx_model: Any = None  # the onnx_ir model, built once (whole models need its output dims)
+
+
+def dynamic_shapes(
+    module: nn.Module, inputs: Sequence[TensorSpec], constraints: Sequence[Axis] = ()
+) -> Any:
+    """torch.export's `dynamic_shapes` for `module` (forward takes `inputs`, in order): each
+    symbolic axis ("batch", "time") one torch.export.Dim, shared by every input that has it;
+    an axis of `constraints` takes the sizes minimum + k * multiple (a front end's kernel and
+    stride)."""
+    by_name = {a.name: a for a in constraints}
+    dims: dict[str, Any] = {}
+    for name in sorted({d for t in inputs for d in t.dims if isinstance(d, str)}):
+        axis = by_name.get(name, Axis(name))
+        if axis.multiple == 1:
+            dims[name] = torch.export.Dim(name, min=axis.min)
+        else:
+            steps = torch.export.Dim(f"{name}_steps", min=0)
+            dims[name] = axis.multiple * steps + axis.min
+    per_input = tuple(
+        {axis: dims[d] for axis, d in enumerate(t.dims) if isinstance(d, str)} for t in inputs
+    )
+    # torch.export matches dynamic_shapes to forward's parameters: a forward(*inputs) (the
+    # whole-model wrapper) takes them all as its one packed argument.
+    parameters = inspect.signature(module.forward).parameters.values()
+    packed = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+    return (per_input,) if packed else per_input
 
 
 class FormatSkipped(RnnxError):

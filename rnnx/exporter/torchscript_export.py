@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from rnnx.core.errors import ExportError
+from rnnx.core.errors import ExportError, first_line
 from rnnx.core.metadata import TORCHSCRIPT_FILE as METADATA_FILE
 from rnnx.exporter.plan import WriteJob
 from rnnx.exporter.recurrent_ops import host_lengths_traceable
@@ -23,16 +23,22 @@ def export_torchscript(
     *,
     metadata: Mapping[str, str] = {},
 ) -> None:
-    # Tracing (deprecated, but the only route: torch.jit.script fails on nn.LSTM) records
+    # Tracing (torch.jit.script fails on nn.LSTM) records
     # aten::lstm/gru/rnn_* as single ops, so batch and time stay free; the verifier checks
     # that at other shapes.
+    # TorchScript is deprecated upstream and trace is missing on newer Pythons: pt2
+    # (torch.export + AOTInductor) is the route that needs none of it.
+    route = "export --format pt2 instead (torch.export + AOTInductor, no TorchScript)"
+    trace = getattr(torch.jit, "trace", None)
+    if trace is None:
+        raise ExportError(f"torch.jit.trace is not available in this torch; {route}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             with host_lengths_traceable(module):
-                traced = torch.jit.trace(module, tuple(example_inputs), check_trace=False)
+                traced = trace(module, tuple(example_inputs), check_trace=False)
         except Exception as error:
-            raise ExportError(f"torch.jit.trace failed: {str(error).splitlines()[0]}") from error
+            raise ExportError(f"torch.jit.trace failed: {first_line(error)}; {route}") from error
     torch.jit.save(
         traced, os.fspath(path), _extra_files={METADATA_FILE: json.dumps(dict(metadata))}
     )

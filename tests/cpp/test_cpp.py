@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 import rnnx
+from rnnx.core.manifest import read_manifest
 
 
 def _have_compiler() -> bool:
@@ -88,7 +89,7 @@ def data_input(module: nn.Module, seed: int = 0) -> np.ndarray:
 
 
 def zero_states(directory: Path) -> dict[str, np.ndarray]:
-    signature = rnnx.load(directory).signature
+    signature = read_manifest(directory).signature
     return {
         name: np.zeros(signature.input(name).shape_for({"batch": BATCH}), np.float32)
         for name in signature.state_inputs
@@ -514,3 +515,50 @@ def test_runner_refuses_input_shorter_than_the_minimum(runners, tmp_path, backen
     with torch.no_grad():
         expected = model(torch.from_numpy(audio), torch.zeros(1, 2, 5), torch.zeros(1, 2, 5))[0]
     np.testing.assert_allclose(np.load(out / "output.npy"), expected.numpy(), atol=1e-5)
+
+
+# --- rnnx-aoti-run: pt2 packages (AOTInductor), compiled once per session in tests/conftest.py
+# and shared with tests/exporter/test_pt2.py. Same library on both sides (libtorch runs the
+# package's kernels and its aten::lstm/gru/rnn fallbacks): equal up to threading.
+AOTI_LAYERS = ["lstm_proj", "rnn_relu_2layer", "gru_bidirectional", "rnn_tanh_batch_first"]
+
+
+@pytest.mark.parametrize("model", AOTI_LAYERS)
+def test_aoti_runner_matches_python(runners, pt2_exports, tmp_path, model) -> None:
+    module, directory = pt2_exports[model]
+    x, states = data_input(module), random_states(directory)
+    session = rnnx.load(directory, "aoti")
+    for initial, name in ((zero_states(directory), "zero"), (states, "random")):
+        expected = session.run({"input": x, **initial})
+        actual = run_cpp(runners["aoti"], directory, x, tmp_path / name, states=initial)
+        assert_close(actual, expected, 1e-5)
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_aoti_stream_equals_whole_sequence(runners, pt2_exports, tmp_path, chunk) -> None:
+    module, directory = pt2_exports["lstm_proj"]
+    x, states = data_input(module), random_states(directory)
+    whole = run_cpp(runners["aoti"], directory, x, tmp_path / "whole", states=states)
+    args = ["--chunk", chunk, "--no-onednn"]
+    streamed = run_cpp(runners["aoti"], directory, x, tmp_path / "stream", *args, states=states)
+    assert_close(streamed, whole, STREAM_TOLERANCE)
+
+
+def test_aoti_runner_benches_and_refuses_what_it_cannot_run(runners, pt2_exports, tmp_path):
+    module, directory = pt2_exports["gru_bidirectional"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    result = cpp(runners["aoti"], directory, tmp_path / "x.npy", "--bench", 5)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["bench"]["calls"] == 5
+    streamed = cpp(runners["aoti"], directory, tmp_path / "x.npy", "--chunk", 2)
+    assert_one_line_error(streamed, "cannot stream", "bidirectional")
+    np.save(tmp_path / "bad.npy", np.zeros((BATCH, TIME, 3), np.float32))
+    wrong = cpp(runners["aoti"], directory, tmp_path / "bad.npy")
+    assert_one_line_error(wrong, "bad.npy", "size 3 on axis 2, expected 4")
+    (tmp_path / "plain.pt2").write_bytes(b"not a zip archive")
+    unreadable = cpp(runners["aoti"], tmp_path / "plain.pt2", tmp_path / "x.npy")
+    assert_one_line_error(unreadable, "plain.pt2", "cannot load the AOTInductor package")
+    _, onnx_only = pt2_exports["lstm_proj"][0], tmp_path / "onnx-only"
+    export(nn.GRU(4, 5).eval(), onnx_only, formats=("onnx",))
+    missing = cpp(runners["aoti"], onnx_only, tmp_path / "x.npy")
+    assert_one_line_error(missing, "has no pt2 artifact (export with --format pt2)")
