@@ -6,6 +6,8 @@ int main(int argc, char** argv) {
   rnnx::tools::Backend backend;
   backend.program = "rnnx-ort-run";
   backend.format = "onnx";
+  backend.tuned_runtime = "onnxruntime";
+  backend.tuned_formats = {"onnx", "onnx-int8", "onnx-folded"};
   backend.summary = "Run an rnnx ONNX export with ONNX Runtime (CPU).";
   backend.open = [](const std::string& path, const rnnx::tools::RunnerOptions& options) {
     rnnx::OrtOptions ort;

@@ -1,10 +1,13 @@
 #include "runner.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "rnnx/error.h"
@@ -33,6 +36,12 @@ void print_usage(const Backend& backend, std::ostream& out) {
          "{\"bench\": {...}}\n"
       << "  --warmup N             untimed calls before --bench (default 10)\n"
       << "  --threads N            intra-op threads (default: the backend's default)\n";
+  if (!backend.tuned_runtime.empty()) {
+    out << "  --tuned                MODEL is an export directory: run the artifact and threads "
+           "`rnnx tune` recorded\n"
+        << "                         for the input's batch (the nearest batch tuned), among "
+           "its " << backend.tuned_runtime << " records\n";
+  }
   if (backend.torch_options) out << "  --device DEVICE        cpu (default), cuda, cuda:N\n";
   if (backend.torch_options || backend.onednn_option) {
     out << "  --no-onednn            libtorch's own RNN kernels instead of oneDNN (faster for "
@@ -69,6 +78,10 @@ bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOption
     if (arg == "-h" || arg == "--help") return false;
     if (arg == "--no-onednn" && (backend.torch_options || backend.onednn_option)) {
       options.onednn = false;
+      continue;
+    }
+    if (arg == "--tuned" && !backend.tuned_runtime.empty()) {
+      options.tuned = true;
       continue;
     }
     if (arg.rfind("--", 0) != 0 || arg == "--") {
@@ -112,12 +125,23 @@ bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOption
   }
   options.model = positional[0];
   options.input = positional[1];
+  std::error_code ignored;
+  if (options.tuned && !fs::is_directory(options.model, ignored)) {
+    throw UsageError("--tuned needs an export directory as MODEL (its rnnx.json has the tuning), "
+                     "got '" + options.model + "'");
+  }
   return true;
 }
 
 // The export directory's manifest, rnnx.json: {"schema": 1, "artifacts": {"onnx": "model.onnx",
-// ...}, ...}. Returns the path of the backend's format's file inside the directory.
-std::string artifact_from_manifest(const std::string& directory, const Backend& backend) {
+// ...}, ...}, its schema checked.
+struct Manifest {
+  std::string directory;
+  std::string name;  // the rnnx.json path, for messages
+  nlohmann::json data;
+};
+
+Manifest read_manifest(const std::string& directory) {
   const fs::path manifest_path = fs::path(directory) / "rnnx.json";
   const std::string manifest_name = manifest_path.string();
   std::ifstream file(manifest_path, std::ios::binary);
@@ -143,17 +167,25 @@ std::string artifact_from_manifest(const std::string& directory, const Backend& 
     throw Error("'" + manifest_name + "' was written by a newer rnnx (schema " + schema->dump() +
                 "); this runner supports schema " + std::to_string(kMetadataSchema));
   }
+  return {directory, manifest_name, manifest};
+}
+
+// The path of `format`'s file inside the export directory, as its manifest lists it.
+std::string artifact_path(const Manifest& m, const std::string& format) {
+  const std::string& directory = m.directory;
+  const std::string& manifest_name = m.name;
+  const nlohmann::json& manifest = m.data;
   auto artifacts = manifest.find("artifacts");
   if (artifacts != manifest.end() && !artifacts->is_object()) {
     throw Error("'" + manifest_name + "': 'artifacts' is not an object of format -> file name");
   }
-  if (artifacts == manifest.end() || !artifacts->contains(backend.format)) {
-    throw Error("export directory '" + directory + "' has no " + backend.format +
-                " artifact (export with --format " + backend.format + ")");
+  if (artifacts == manifest.end() || !artifacts->contains(format)) {
+    throw Error("export directory '" + directory + "' has no " + format +
+                " artifact (export with --format " + format + ")");
   }
-  const nlohmann::json& entry = (*artifacts)[backend.format];
+  const nlohmann::json& entry = (*artifacts)[format];
   if (!entry.is_string() || entry.get<std::string>().empty()) {
-    throw Error("'" + manifest_name + "': artifacts." + backend.format +
+    throw Error("'" + manifest_name + "': artifacts." + format +
                 " is not a file name: " + entry.dump());
   }
   // A plain relative path inside the directory: the manifest must not point the runner
@@ -164,13 +196,13 @@ std::string artifact_from_manifest(const std::string& directory, const Backend& 
   for (const fs::path& part : relative)
     escapes |= part == "..";
   if (escapes) {
-    throw Error("'" + manifest_name + "': artifacts." + backend.format + " '" + relative.string() +
+    throw Error("'" + manifest_name + "': artifacts." + format + " '" + relative.string() +
                 "' is not a relative path inside the export directory");
   }
   const fs::path path = fs::path(directory) / relative;
   std::error_code ignored;
   if (!fs::is_regular_file(path, ignored)) {
-    throw Error("export directory '" + directory + "' lists " + backend.format + " artifact '" +
+    throw Error("export directory '" + directory + "' lists " + format + " artifact '" +
                 relative.string() + "' but it is missing");
   }
   return path.string();
@@ -179,7 +211,107 @@ std::string artifact_from_manifest(const std::string& directory, const Backend& 
 std::string resolve_model(const std::string& path, const Backend& backend) {
   std::error_code ignored;
   if (!fs::is_directory(path, ignored)) return path;
-  return artifact_from_manifest(path, backend);
+  return artifact_path(read_manifest(path), backend.format);
+}
+
+// A `tuned` record of the manifest, checked as strictly as rnnx.load(dir, "auto") does (the
+// manifest is input): {"batch", "time", "threads": integers >= 1, "target", "runtime": strings,
+// "options": {"format"?, "precision"?: strings}}.
+struct TunedRecord {
+  std::string target, runtime, format, precision;
+  int64_t batch = 0, time = 0, threads = 0;
+};
+
+TunedRecord tuned_record(const nlohmann::json& record, const Manifest& manifest) {
+  const auto malformed = [&] {
+    return Error("'" + manifest.name + "': a 'tuned' record is malformed: re-tune (rnnx tune " +
+                 manifest.directory + ")");
+  };
+  if (!record.is_object()) throw malformed();
+  TunedRecord parsed;
+  for (auto [key, field] : {std::pair{"target", &parsed.target}, {"runtime", &parsed.runtime}}) {
+    if (!record.contains(key) || !record[key].is_string()) throw malformed();
+    *field = record[key].get<std::string>();
+  }
+  for (auto [key, field] : {std::pair{"batch", &parsed.batch}, {"time", &parsed.time},
+                            {"threads", &parsed.threads}}) {
+    if (!record.contains(key) || !record[key].is_number_integer() ||
+        record[key].get<int64_t>() < 1) {
+      throw malformed();
+    }
+    *field = record[key].get<int64_t>();
+  }
+  nlohmann::json options = record.value("options", nlohmann::json::object());
+  if (options.is_null()) options = nlohmann::json::object();
+  if (!options.is_object()) throw malformed();
+  for (const auto& [key, value] : options.items()) {
+    if ((key != "format" && key != "precision") || !value.is_string()) throw malformed();
+    (key == "format" ? parsed.format : parsed.precision) = value.get<std::string>();
+  }
+  return parsed;
+}
+
+// --tuned: the record for the input's batch that this runner can run, picked by the rule of
+// rnnx.load(dir, "auto", batch=N): the nearest batch tuned, then the longest time, then the first.
+// Returns its artifact's path and sets options.threads from it unless --threads was given.
+std::string tuned_model(RunnerOptions& options, const Backend& backend) {
+  const Manifest manifest = read_manifest(options.model);
+  const nlohmann::json& data = manifest.data;
+  if (!data.contains("tuned") || !data["tuned"].is_array() || data["tuned"].empty()) {
+    throw Error("'" + options.model + "' has no tuning: run `rnnx tune " + options.model +
+                "` first, or pass no --tuned");
+  }
+  if (!data.contains("signature")) throw Error("'" + manifest.name + "' has no signature");
+  // The manifest's signature is the one the artifacts carry as rnnx.signature metadata.
+  const Signature signature =
+      Signature::from_metadata({{"rnnx.schema", std::to_string(kMetadataSchema)},
+                                {"rnnx.signature", data["signature"].dump()}},
+                               manifest.name);
+  if (signature.data_inputs().size() != 1) {
+    throw Error("'" + manifest.name + "': the model takes " +
+                std::to_string(signature.data_inputs().size()) +
+                " data inputs; this runner feeds one");
+  }
+  const TensorSpec& spec = *signature.data_inputs().front();
+  const Tensor input = read_npy(options.input);  // read again to run: the batch picks the model
+  AxisSizes sizes;
+  try {
+    Signature::validate(spec, input.shape, sizes);
+  } catch (const InputError& error) {
+    throw InputError("'" + options.input + "': " + error.what());
+  }
+  const int batch_axis = spec.axis(Dim::Kind::Batch);
+  const int64_t batch = batch_axis >= 0 ? input.shape[batch_axis] : 1;
+
+  const auto closer = [batch](const TunedRecord& a, const TunedRecord& b) {
+    return std::pair{std::llabs(a.batch - batch), -a.time} <
+           std::pair{std::llabs(b.batch - batch), -b.time};
+  };
+  std::optional<TunedRecord> overall, runnable;
+  for (const nlohmann::json& record : data["tuned"]) {
+    const TunedRecord parsed = tuned_record(record, manifest);
+    const std::string format = parsed.format.empty() ? backend.format : parsed.format;
+    const auto& formats = backend.tuned_formats;
+    const bool runs = parsed.runtime == backend.tuned_runtime &&
+                      (parsed.precision.empty() || parsed.precision == "f32") &&
+                      std::find(formats.begin(), formats.end(), format) != formats.end();
+    if (!overall || closer(parsed, *overall)) overall = parsed;
+    if (runs && (!runnable || closer(parsed, *runnable))) {
+      runnable = parsed;
+      runnable->format = format;
+    }
+  }
+  if (!runnable) {
+    throw Error("'" + options.model + "': rnnx tune chose " + overall->target + " for batch " +
+                std::to_string(overall->batch) + ", which " + backend.program +
+                " cannot run: run it in Python with rnnx.load(dir, \"auto\"), or pass no --tuned");
+  }
+  const std::string path = artifact_path(manifest, runnable->format);
+  if (options.threads == 0) options.threads = static_cast<int>(runnable->threads);
+  std::cerr << "tuned: " << runnable->target << ", " << options.threads
+            << (options.threads == 1 ? " thread" : " threads") << " (tuned for batch "
+            << runnable->batch << " x time " << runnable->time << ")\n";
+  return path;
 }
 
 using Clock = std::chrono::steady_clock;
@@ -283,8 +415,9 @@ void bench_stream(Model& model, const TensorSpec& input_spec, const Tensor& inpu
   print_bench_json(summary, options.chunk);
 }
 
-void run_command(const RunnerOptions& options, const Backend& backend) {
-  const std::string path = resolve_model(options.model, backend);
+void run_command(RunnerOptions options, const Backend& backend) {
+  const std::string path =
+      options.tuned ? tuned_model(options, backend) : resolve_model(options.model, backend);
   std::unique_ptr<Model> model = backend.open(path, options);
   const Signature& signature = model->signature();
   if (signature.data_inputs().size() != 1) {

@@ -26,6 +26,7 @@ struct RunnerOptions {
   int threads = 0;
   std::string device = "cpu";
   bool onednn = true;
+  bool tuned = false;  // --tuned: the artifact and threads `rnnx tune` recorded
 };
 
 struct Backend {
@@ -34,6 +35,10 @@ struct Backend {
   std::string summary;         // one line for --help
   bool torch_options = false;  // accepts --device and --no-onednn
   bool onednn_option = false;  // accepts --no-onednn (libtorch's RNN kernels)
+  // --tuned: the runtime name `rnnx tune` records for this runner, and the formats it reads
+  // (f32 only). Empty: the runner takes no --tuned.
+  std::string tuned_runtime;
+  std::vector<std::string> tuned_formats;
   std::function<std::unique_ptr<Model>(const std::string& path, const RunnerOptions&)> open;
 };
 

@@ -450,6 +450,84 @@ def test_runner_needs_its_format_in_the_manifest(runners, exported, tmp_path, ba
     )
 
 
+@pytest.fixture(scope="session")
+def tuned_export(tmp_path_factory) -> Path:
+    """An int8 LSTM export tuned by the real `rnnx tune`, among the onnxruntime targets only
+    (onnx and onnx-int8), so that whichever it records, rnnx-ort-run can run it."""
+    import rnnx.tune as tuning
+
+    directory = tmp_path_factory.mktemp("cpp-tuned") / "lstm"
+    torch.manual_seed(0)
+    export(nn.LSTM(4, 6).eval(), directory, quantize="int8")
+    every_target = tuning.verified_targets
+
+    def onnxruntime_targets(*args, **kwargs):
+        targets, rejected = every_target(*args, **kwargs)
+        return [t for t in targets if t.runtime.name == "onnxruntime"], rejected
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tuning, "verified_targets", onnxruntime_targets)
+        tuning.tune(directory, tuning.TuneOptions(batches=(1, 4), times=(10,), repeats=3))
+    return directory
+
+
+def test_ort_runner_runs_what_tune_chose(runners, tuned_export, tmp_path) -> None:
+    x = data_input(nn.LSTM(4, 6))  # batch 2: nearest tuned batch is 1
+    np.save(tmp_path / "x.npy", x)
+    result = cpp(runners["onnxruntime"], tuned_export, tmp_path / "x.npy", "--tuned",
+                 "--output-dir", tmp_path / "y")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    chosen = json.loads((tuned_export / "rnnx.json").read_text())["tuned"][0]
+    assert chosen["batch"] == 1
+    assert result.stderr.strip() == (
+        f"tuned: {chosen['target']}, {chosen['threads']} thread (tuned for batch 1 x time 10)"
+    )
+    outputs = {p.stem: np.load(p) for p in (tmp_path / "y").glob("*.npy")}
+    expected = rnnx.load(tuned_export, "auto", batch=BATCH).run({"input": x})
+    assert_close(outputs, expected, 1e-5)
+    # the check tells the artifacts apart: int8 and f32 compute visibly different outputs
+    f32 = rnnx.load(tuned_export, "onnxruntime").run({"input": x})["output"]
+    int8 = rnnx.load(tuned_export, "onnxruntime", format="onnx-int8").run({"input": x})["output"]
+    assert np.abs(f32 - int8).max() > 1e-4
+
+
+TUNED_ERRORS = {
+    # case -> (edit of every tuned record, fragments of the one-line error)
+    "openvino chosen": (
+        {"runtime": "openvino", "target": "openvino@bf16", "options": {"precision": "bf16"}},
+        [
+            "openvino@bf16 for batch 1",
+            "rnnx-ort-run cannot run",
+            'rnnx.load(dir, "auto")',
+            "pass no --tuned",
+        ],
+    ),
+    "zero threads": ({"threads": 0}, ["rnnx.json': a 'tuned' record is malformed: re-tune"]),
+    "unknown option": ({"options": {"model": "x.py"}}, ["'tuned' record is malformed"]),
+    "not tuned": (None, ["has no tuning: run `rnnx tune", "or pass no --tuned"]),
+}
+
+
+@pytest.mark.parametrize("case", TUNED_ERRORS)
+def test_ort_runner_refuses_tuning_it_cannot_run(runners, tuned_export, tmp_path, case) -> None:
+    edit, fragments = TUNED_ERRORS[case]
+    copy = _copy_export(tuned_export, tmp_path)
+    if edit is None:
+        _edit_manifest(copy, lambda m: m.update(tuned=[]))
+    else:  # every record, so no other one is runnable
+        _edit_manifest(copy, lambda m: [r.update(edit) for r in m["tuned"]])
+    np.save(tmp_path / "x.npy", data_input(nn.LSTM(4, 6)))
+    result = cpp(runners["onnxruntime"], copy, tmp_path / "x.npy", "--tuned")
+    assert_one_line_error(result, *fragments)
+    assert result.stdout == ""
+
+
+def test_tuned_needs_an_export_directory(runners, tuned_export, tmp_path) -> None:
+    np.save(tmp_path / "x.npy", data_input(nn.LSTM(4, 6)))
+    result = cpp(runners["onnxruntime"], tuned_export / "model.onnx", tmp_path / "x.npy", "--tuned")
+    assert_one_line_error(result, "--tuned needs an export directory as MODEL")
+
+
 def test_stream_example_runs(runners, exported) -> None:
     example = runners["onnxruntime"].parent / "rnnx-stream-example"
     result = cpp(example, exported["lstm_proj"][1] / "model.onnx", 3)
