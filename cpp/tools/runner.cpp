@@ -287,30 +287,28 @@ std::string tuned_model(RunnerOptions& options, const Backend& backend) {
     return std::pair{std::llabs(a.batch - batch), -a.time} <
            std::pair{std::llabs(b.batch - batch), -b.time};
   };
-  std::optional<TunedRecord> overall, runnable;
+  // The choice for this batch is the one rnnx.load(dir, "auto") would open; when another
+  // runtime won it, this runner has no tuned choice (tune records only the winner of a shape).
+  std::optional<TunedRecord> chosen;
   for (const nlohmann::json& record : data["tuned"]) {
     const TunedRecord parsed = tuned_record(record, manifest);
-    const std::string format = parsed.format.empty() ? backend.format : parsed.format;
-    const auto& formats = backend.tuned_formats;
-    const bool runs = parsed.runtime == backend.tuned_runtime &&
-                      (parsed.precision.empty() || parsed.precision == "f32") &&
-                      std::find(formats.begin(), formats.end(), format) != formats.end();
-    if (!overall || closer(parsed, *overall)) overall = parsed;
-    if (runs && (!runnable || closer(parsed, *runnable))) {
-      runnable = parsed;
-      runnable->format = format;
-    }
+    if (!chosen || closer(parsed, *chosen)) chosen = parsed;
   }
-  if (!runnable) {
-    throw Error("'" + options.model + "': rnnx tune chose " + overall->target + " for batch " +
-                std::to_string(overall->batch) + ", which " + backend.program +
+  const std::string format = chosen->format.empty() ? backend.format : chosen->format;
+  const auto& formats = backend.tuned_formats;
+  const bool runs = chosen->runtime == backend.tuned_runtime &&
+                    (chosen->precision.empty() || chosen->precision == "f32") &&
+                    std::find(formats.begin(), formats.end(), format) != formats.end();
+  if (!runs) {
+    throw Error("'" + options.model + "': rnnx tune chose " + chosen->target + " for batch " +
+                std::to_string(chosen->batch) + ", which " + backend.program +
                 " cannot run: run it in Python with rnnx.load(dir, \"auto\"), or pass no --tuned");
   }
-  const std::string path = artifact_path(manifest, runnable->format);
-  if (options.threads == 0) options.threads = static_cast<int>(runnable->threads);
-  std::cerr << "tuned: " << runnable->target << ", " << options.threads
+  const std::string path = artifact_path(manifest, format);
+  if (options.threads == 0) options.threads = static_cast<int>(chosen->threads);
+  std::cerr << "tuned: " << chosen->target << ", " << options.threads
             << (options.threads == 1 ? " thread" : " threads") << " (tuned for batch "
-            << runnable->batch << " x time " << runnable->time << ")\n";
+            << chosen->batch << " x time " << chosen->time << ")\n";
   return path;
 }
 
