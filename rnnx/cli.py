@@ -175,7 +175,8 @@ def _trust_options(command: Any) -> Any:
         click.option("--init-args", default="{}", metavar="JSON",
                      help="Keyword arguments for --model, as JSON (default: those of the export)."),
         click.option("--trust-checkpoint", is_flag=True,
-                     help="Allow unpickling the eager model's checkpoint (runs code from it)."),
+                     help="Allow running code from the export: unpickling the eager model's "
+                          "checkpoint, loading a compiled pt2 package."),
     ]  # fmt: skip
     for option in reversed(options):
         with_trust = option(with_trust)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, UntrustedCodeError
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.runtimes.base import Session
 
@@ -52,6 +52,9 @@ class Runtime:
     # "module:function" that says which of them this machine runs
     precisions: tuple[str, ...] = ()
     supported_precisions: str | None = None
+    # its artifact is native code (a compiled library) that opening it runs: an export
+    # directory is untrusted input, so only an explicit trust opens it (check_code_trust)
+    runs_code: bool = False
 
     def precisions_here(self) -> list[str]:
         """The reduced precisions this runtime runs on this machine."""
@@ -148,6 +151,7 @@ RUNTIMES: dict[str, Runtime] = {
             "export with --format pt2",
             modules=("torch",),
             devices="cpu",  # the package is compiled for the CPU it was exported on
+            runs_code=True,  # the package is a shared library, loaded into this process
         ),
         Runtime(
             "cpp-onnxruntime",
@@ -245,6 +249,7 @@ def load(
     if runtime == "auto":
         return _load_tuned(export_dir, provider, allow_fallback, reference, options)
     entry = get_runtime(runtime)
+    check_code_trust(entry, export_dir, trust)
     if entry.opener is None:
         raise RnnxError(f"{runtime} is a C++ runner: run {entry.runner} (see rnnx cpp build)")
     manifest = read_manifest(export_dir)
@@ -266,6 +271,17 @@ def load(
         threads=threads,
         **options,
     )
+
+
+def check_code_trust(runtime: Runtime, export_dir: Any, trust: Any) -> None:
+    """Refuse to open an artifact that is native code unless `trust` (a LoadOptions with
+    trust_checkpoint, the CLI's --trust-checkpoint) allows running code from the export."""
+    if runtime.runs_code and not getattr(trust, "trust_checkpoint", False):
+        raise UntrustedCodeError(
+            f"'{export_dir}': the {runtime.name} runtime loads a compiled library from the export "
+            "(runs its code): pass --trust-checkpoint (trust=LoadOptions(trust_checkpoint=True)) "
+            "if you trust where it came from"
+        )
 
 
 def _load_tuned(
@@ -342,13 +358,16 @@ def verification_sessions(
     manifest: Manifest,
     runtime: str | None = None,
     format: str | None = None,
+    *,
+    trust: Any = None,
     **options: Any,
 ) -> tuple[dict[str, Session], dict[str, str]]:
     """The sessions that verify an export, by label, and each one's tolerance class.
 
     By default each artifact, opened on CPU by the first runtime that reads its format (label:
     the format). With `runtime`: the formats it reads (or only `format`), with its `options`
-    (label: runtime:format[precision]; a precision is its own tolerance class).
+    (label: runtime:format[precision]; a precision is its own tolerance class). An artifact
+    that is native code is opened only with `trust` (check_code_trust).
     """
     sessions: dict[str, Session] = {}
     classes: dict[str, str] = {}
@@ -366,6 +385,7 @@ def verification_sessions(
             raise RnnxError(f"'{export_dir}' has no artifact the {runtime} runtime reads")
     precision = options.get("precision", "f32")
     for name, entry in chosen:
+        check_code_trust(entry, export_dir, trust)
         label = name if runtime is None else f"{runtime}:{name}"
         label += f"[{precision}]" if precision != "f32" else ""
         path = artifact_path(export_dir, manifest, name, entry)

@@ -147,9 +147,14 @@ def verify(
         Path(export_dir), manifest, reference=reference, checkpoint=checkpoint, trust=trust
     )
     sessions, classes = verification_sessions(
-        export_dir, manifest, runtime, format, **runtime_options
+        export_dir, manifest, runtime, format, trust=trust, **runtime_options
     )
     return compare(sessions, eager, options, classes)
+
+
+# What the export's own verification opens its fresh artifacts with: the process that just
+# wrote them trusts them (a pt2 package is a library it compiled itself).
+_WRITTEN_HERE = LoadOptions(trust_checkpoint=True)
 
 
 def check_report_path(export_dir: str | os.PathLike, path: str | os.PathLike) -> None:
@@ -224,7 +229,8 @@ def _write(
         report = None
         if options.verify:
             eager = open_eager(staging, manifest, reference=plan.user_module)
-            sessions, classes = verification_sessions(staging, manifest)
+            # the artifacts were written by this process a moment ago: trusted
+            sessions, classes = verification_sessions(staging, manifest, trust=_WRITTEN_HERE)
             report = compare(sessions, eager, options.verify_options, classes)
             if not report.passed:
                 raise VerificationError(

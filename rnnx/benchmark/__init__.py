@@ -18,7 +18,7 @@ from typing import Any
 from rnnx.benchmark.cpp_runners import runner_latency
 from rnnx.benchmark.machine import floor_ms, measure_machine
 from rnnx.benchmark.measure import BenchRow, interleaved, stream_calls
-from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError
+from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, UntrustedCodeError
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.core.signature import random_inputs
 from rnnx.cpp_build import runner_path
@@ -114,7 +114,7 @@ def bench(
                         continue
                     try:
                         session = _open(t, export_dir, provider, threads, reference, options.trust)
-                    except UnsupportedModelError as error:
+                    except (UnsupportedModelError, UntrustedCodeError) as error:
                         if options.runtimes:  # asked for by name: its failure is the answer
                             raise
                         # every available runtime: one that refuses this model is left out,
@@ -232,5 +232,5 @@ def _open(
     device = device_for(runtime, provider)
     if target.format is None:
         return load(export_dir, runtime.name, provider=device, reference=reference, trust=trust)
-    return load(export_dir, runtime.name, provider=device, threads=threads,
+    return load(export_dir, runtime.name, provider=device, threads=threads, trust=trust,
                 **target.options, **runtime.bench_options)  # fmt: skip

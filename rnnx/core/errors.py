@@ -17,6 +17,10 @@ class CheckpointError(RnnxError):
     """The checkpoint is missing, unreadable, ambiguous or does not match the model."""
 
 
+class UntrustedCodeError(RnnxError):
+    """Opening an artifact would run code from it (a compiled pt2 package) without trust."""
+
+
 class UnsupportedModelError(RnnxError):
     """The module contains something rnnx cannot export."""
 

@@ -21,6 +21,7 @@ from torch import nn
 
 import rnnx
 from rnnx.core.manifest import read_manifest
+from rnnx.exporter.checkpoint import LoadOptions
 
 
 def _have_compiler() -> bool:
@@ -605,7 +606,7 @@ AOTI_LAYERS = ["lstm_proj", "rnn_relu_2layer", "gru_bidirectional", "rnn_tanh_ba
 def test_aoti_runner_matches_python(runners, pt2_exports, tmp_path, model) -> None:
     module, directory = pt2_exports[model]
     x, states = data_input(module), random_states(directory)
-    session = rnnx.load(directory, "aoti")
+    session = rnnx.load(directory, "aoti", trust=LoadOptions(trust_checkpoint=True))
     for initial, name in ((zero_states(directory), "zero"), (states, "random")):
         expected = session.run({"input": x, **initial})
         actual = run_cpp(runners["aoti"], directory, x, tmp_path / name, states=initial)

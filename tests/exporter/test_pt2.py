@@ -17,9 +17,10 @@ from torch import nn
 import rnnx
 from rnnx.benchmark import BenchOptions, bench
 from rnnx.cli import main
-from rnnx.core.errors import ExportError, UnsupportedModelError
+from rnnx.core.errors import ExportError, UnsupportedModelError, UntrustedCodeError
 from rnnx.core.metadata import parse_metadata
 from rnnx.core.signature import random_inputs
+from rnnx.exporter.checkpoint import LoadOptions
 from rnnx.exporter.plan import EXAMPLE_SIZES, plan_export
 from rnnx.exporter.pt2_export import export_program, read_metadata, recurrent_aten_ops_kept
 from rnnx.models.zoo import ZOO
@@ -30,12 +31,14 @@ ATOL, RTOL = 1e-5, 1e-4
 # none is the export example's (batch 2, time 5)
 SHAPES = [(1, 1), (3, 11), (1, 60)]
 assert (EXAMPLE_SIZES["batch"], EXAMPLE_SIZES["time"]) not in SHAPES
+# A pt2 package is a shared library: opening one runs its code, so only trust opens it.
+TRUSTED = LoadOptions(trust_checkpoint=True)
 
 
 @pytest.mark.parametrize("name", PT2_MODELS)
 def test_pt2_package_matches_eager_at_shapes_other_than_the_example(name, pt2_exports) -> None:
     module, directory = pt2_exports[name]
-    compiled = rnnx.load(directory, "aoti")
+    compiled = rnnx.load(directory, "aoti", trust=TRUSTED)
     eager = rnnx.load(directory, "eager", reference=module)
     for batch, time in SHAPES:
         feeds = random_inputs(compiled.signature, {"batch": batch, "time": time}, seed=time)
@@ -47,7 +50,7 @@ def test_pt2_package_matches_eager_at_shapes_other_than_the_example(name, pt2_ex
 
 def test_pt2_carries_the_rnnx_metadata_and_reports_its_compile_time(pt2_exports) -> None:
     _, directory = pt2_exports["lstm_proj"]
-    manifest = rnnx.load(directory, "aoti")
+    manifest = rnnx.load(directory, "aoti", trust=TRUSTED)
     metadata = parse_metadata(read_metadata(directory / "model.pt2"), "model.pt2")
     recorded = json.loads((directory / "rnnx.json").read_text())
     assert metadata.signature == manifest.signature
@@ -58,7 +61,7 @@ def test_pt2_carries_the_rnnx_metadata_and_reports_its_compile_time(pt2_exports)
 
 def test_aoti_stream_saves_and_restores_its_state(pt2_exports) -> None:
     module, directory = pt2_exports["lstm_proj"]
-    session = rnnx.load(directory, "aoti")
+    session = rnnx.load(directory, "aoti", trust=TRUSTED)
     x = np.random.default_rng(0).standard_normal((9, 2, 5), dtype=np.float32)
     whole = session.run({"input": x})
     stream = session.stream(batch=2)
@@ -75,11 +78,29 @@ def test_aoti_stream_saves_and_restores_its_state(pt2_exports) -> None:
 
 def test_verify_and_bench_reach_the_aoti_runtime_through_the_registry(pt2_exports) -> None:
     module, directory = pt2_exports["seq2seq_step_lstm"]
-    report = rnnx.verify(directory, module)
+    report = rnnx.verify(directory, module, trust=TRUSTED)
     assert report.passed and {c.artifact for c in report.checks} >= {"pt2"}
-    rows = bench(directory, BenchOptions(runtimes=("aoti",), batches=(1,), times=(3,), repeats=2),
-                 reference=module)  # fmt: skip
+    options = BenchOptions(runtimes=("aoti",), batches=(1,), times=(3,), repeats=2, trust=TRUSTED)
+    rows = bench(directory, options, reference=module)
     assert [r.runtime for r in rows] == ["aoti"] and rows[0].p50_ms > 0
+
+
+def test_a_package_is_opened_only_with_trust(pt2_exports) -> None:
+    module, directory = pt2_exports["lstm_proj"]  # a bare layer: the CLI rebuilds it
+    with pytest.raises(UntrustedCodeError, match="--trust-checkpoint"):
+        rnnx.load(directory, "aoti")
+    with pytest.raises(UntrustedCodeError, match="loads a compiled library"):
+        rnnx.verify(directory, module)
+    refused = CliRunner().invoke(main, ["verify", str(directory)])
+    assert refused.exit_code == 1 and "--trust-checkpoint" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    # every available runtime: the package is left out, with the reason, not opened
+    with pytest.warns(Warning, match="aoti left out"):
+        rows = bench(directory, BenchOptions(batches=(1,), times=(3,), repeats=2),
+                     reference=module)  # fmt: skip
+    assert "aoti" not in {r.runtime for r in rows}
+    trusted = CliRunner().invoke(main, ["verify", str(directory), "--trust-checkpoint"])
+    assert trusted.exit_code == 0, trusted.output
 
 
 def test_pt2_is_asked_for_by_name_not_written_by_all(tmp_path) -> None:
