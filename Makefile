@@ -11,6 +11,10 @@ $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@# qemu-user runs onnxruntime on an emulated AVX2-only CPU (tests/runtimes/test_emulated.py)
+	command -v qemu-x86_64 >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user \
+		>/dev/null; } || echo "qemu-user not installed (needs root and apt): AVX2 emulation tests skip"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -227,9 +227,10 @@ def _json_object(text: str) -> dict[str, Any]:
 @click.option("--force", is_flag=True, help="Replace an existing export directory.")
 @click.option(
     "--quantize",
-    type=click.Choice(["int8"]),
+    type=click.Choice(["int8", "int8-vnni", "int8,int8-vnni"]),
     default=None,
-    help="Also write a dynamically quantized ONNX model (model.int8.onnx).",
+    help="Also write a dynamically quantized ONNX model: int8 (model.int8.onnx, correct on "
+    "every x86-64 CPU) or int8-vnni (model.int8-vnni.onnx, faster, VNNI CPUs only).",
 )
 @_verify_options
 @_checkpoint_options
@@ -301,6 +302,18 @@ def export(
     default=None,
     help="Inference precision, for runtimes that have one (openvino); checked with its tolerance.",
 )
+@click.option(
+    "--emulate-cpu",
+    type=click.Choice(["avx2"]),
+    default=None,
+    help="Run the onnxruntime artifacts under qemu-user presenting this CPU class (x86-64 "
+    "hosts with qemu-user), to verify for machines of that class.",
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Add the artifacts that passed, with this machine's CPU class, to the manifest.",
+)
 @_verify_options
 @_trust_options
 def verify(
@@ -309,12 +322,14 @@ def verify(
     json_path: Path | None,
     runtime: str | None,
     precision: str | None,
+    emulate_cpu: str | None,
+    record: bool,
     verify_options: Any,
     trust: Any,
 ) -> None:
     """Check every artifact in EXPORT_DIR against eager PyTorch at several shapes."""
     from rnnx.core.manifest import write_json
-    from rnnx.pipeline import check_report_path
+    from rnnx.pipeline import check_report_path, machine_line
     from rnnx.pipeline import verify as run_verify
 
     if json_path is not None:
@@ -322,9 +337,12 @@ def verify(
     if precision is not None and runtime is None:
         raise RnnxError("--precision needs --runtime (the runtime that runs at that precision)")
     extra = {"precision": precision} if precision else {}
+    if emulate_cpu:
+        extra["emulate_cpu"] = emulate_cpu
     report = run_verify(export_dir, options=verify_options, checkpoint=checkpoint,
-                        runtime=runtime, trust=trust, **extra)  # fmt: skip
+                        runtime=runtime, trust=trust, record=record, **extra)  # fmt: skip
     _print_report(report)
+    click.echo(machine_line(export_dir, report))
     if json_path is not None:
         write_json(json_path, report.to_dict())
     if not report.passed:

@@ -94,10 +94,18 @@ class VerificationReport:
     checks: list[OutputCheck]
     # tolerance class -> (atol, rtol), for the classes other than fp32 that were checked
     reduced_precision: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    # where the artifacts ran: CPU class, flags, runtime versions (core/machine.py), set by
+    # whoever opened the sessions (the comparator does not know if they were emulated)
+    machine: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def passed_labels(self) -> list[str]:
+        """The artifacts (session labels) whose every check passed."""
+        failed = {c.artifact for c in self.checks if not c.passed}
+        return sorted({c.artifact for c in self.checks} - failed)
 
     def first_failure(self) -> str:
         failed = [c for c in self.checks if not c.passed]
@@ -125,6 +133,7 @@ class VerificationReport:
             "rtol": self.rtol,
             "reduced_precision": {k: list(v) for k, v in self.reduced_precision.items()},
             "summary": self.summary(),
+            "machine": self.machine,
             "checks": [dataclasses.asdict(c) for c in self.checks],
         }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnx import cpp_build
+from rnnx.core.machine import CPU_FLAGS, capped, classify, cpu_flags
 from rnnx.core.version import __version__
 
 # Distributions reported, by the name shown. onnxruntime: whichever wheel provides the module.
@@ -27,8 +28,6 @@ PACKAGES = {
     "numpy": ("numpy",),
     "openvino": ("openvino",),
 }
-# The /proc/cpuinfo flags that decide which kernels (and so which runtime) are fast here.
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile")
 
 
 def collect() -> dict[str, Any]:
@@ -46,26 +45,17 @@ def collect() -> dict[str, Any]:
 
 
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
-    """Core count, model name and the CPU_FLAGS present (empty where /proc/cpuinfo is absent)."""
-    flags: set[str] = set()
-    model = None
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("flags", "Features") and not flags:
-            flags = set(value.split())
-        elif key == "model name" and model is None:
-            model = value.strip()
+    """Core count, model name, the CPU_FLAGS present and the CPU class (rnnx/core/machine.py)
+    that verifications record (flags empty where /proc/cpuinfo is absent)."""
+    flags, model = cpu_flags(cpuinfo)
+    seen = capped(flags)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
         "model": model or platform.processor() or None,
         "cores": os.cpu_count(),
         "usable_cores": usable,
-        "flags": {flag: flag in flags for flag in CPU_FLAGS} if flags else {},
+        "flags": {flag: flag in seen for flag in CPU_FLAGS} if flags else {},
+        "class": classify(seen),
     }
 
 
@@ -92,6 +82,7 @@ def format_text(info: dict[str, Any]) -> str:
     rows.append(("c++ prefix", cpp["prefix"] or "none (rnnx cpp build installs one)"))
     cpu = info["cpu"]
     rows.append(("cpu", cpu["model"] or "unknown"))
+    rows.append(("cpu class", cpu["class"]))
     cores = f"{cpu['cores']}" + (
         f" ({cpu['usable_cores']} usable)"
         if cpu["usable_cores"] not in (None, cpu["cores"])

@@ -13,11 +13,12 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rnnx.core.errors import RnnxError, UntrustedCodeError
+from rnnx.core.errors import RnnxError, RnnxWarning, UntrustedCodeError
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.runtimes.base import Session
 
@@ -32,6 +33,9 @@ class Format:
     default: bool = True  # written by --format all
     requires: tuple[str, ...] = ()  # formats written before it, which it is derived from
     hint: str = ""  # how to get it into an export; default: --format NAME
+    # CPU flags of which the machine running it needs one (rnnx/core/machine.py); () for any
+    cpu_flags: tuple[str, ...] = ()
+    cpu_reason: str = ""  # why, for the one-line refusal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +93,19 @@ FORMATS: dict[str, Format] = {
             hint="export with --quantize int8",
         ),
         Format(
+            "onnx-int8-vnni",
+            "model.int8-vnni.onnx",
+            "rnnx.exporter.quantize:write_int8_vnni",
+            "ONNX int8 with full-range int8 weights: faster, for CPUs with VNNI only",
+            tolerance="int8",
+            default=False,
+            requires=("onnx",),
+            hint="export with --quantize int8-vnni",
+            cpu_flags=("avx512_vnni", "avx_vnni"),
+            cpu_reason="its int8 weights saturate onnxruntime's int8 GEMM on CPUs without VNNI; "
+            "use onnx-int8 (--quantize int8), which is correct on every x86-64 CPU",
+        ),
+        Format(
             "onnx-folded",
             "model.folded.onnx",
             "rnnx.exporter.onnx_export:write_onnx_folded",
@@ -126,7 +143,7 @@ RUNTIMES: dict[str, Runtime] = {
         ),
         Runtime(
             "onnxruntime",
-            ("onnx", "onnx-int8", "onnx-folded"),
+            ("onnx", "onnx-int8", "onnx-int8-vnni", "onnx-folded"),
             "rnnx.runtimes.onnxruntime_session:open_onnxruntime",
             "export with --format onnx or all (pip install onnxruntime)",
             modules=("onnxruntime",),
@@ -209,6 +226,24 @@ def resolve(reference: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attribute)
 
 
+def cpu_refusal(format: str, machine: Any = None) -> str | None:
+    """Why `format` cannot run correctly on this machine's CPU (or `machine`'s); None if it can."""
+    from rnnx.core.machine import this_machine
+
+    entry = FORMATS[format]
+    facts = machine or this_machine()
+    if not entry.cpu_flags or any(flag in facts.flags for flag in entry.cpu_flags):
+        return None
+    needs = " or ".join(entry.cpu_flags)
+    return f"{format} needs a CPU with {needs} (this one is {facts.cpu_class}): {entry.cpu_reason}"
+
+
+def check_cpu(format: str, path: Any, machine: Any = None) -> None:
+    reason = cpu_refusal(format, machine)
+    if reason:
+        raise RnnxError(f"'{path}': {reason}")
+
+
 def runtime_available(runtime: Runtime) -> bool:
     """Whether this machine has what `runtime` needs (not whether an export has its format)."""
     return all(importlib.util.find_spec(m) is not None for m in runtime.modules)
@@ -262,6 +297,9 @@ def load(
         options.update(reference=reference, trust=trust)
     if not runtime_available(entry):
         raise RnnxError(f"runtime {runtime} needs {', '.join(entry.modules)}: {entry.install_hint}")
+    if path is not None:
+        _warn_if_unverified_here(export_dir, manifest, entry, format or entry.formats[0],
+                                 options.get("precision") or "f32")  # fmt: skip
     opener = resolve(entry.opener)
     return opener(
         path if path is not None else Path(export_dir),
@@ -270,6 +308,38 @@ def load(
         allow_fallback=allow_fallback,
         threads=threads,
         **options,
+    )
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_if_unverified_here(
+    export_dir: Any, manifest: Manifest, runtime: Runtime, format: str, precision: str
+) -> None:
+    """Warn (once per artifact and process) when an artifact whose numerics depend on the
+    instruction set (int8, bf16, f16) never passed verification on this CPU class: its export
+    was verified elsewhere, and may compute other numbers here."""
+    from rnnx.core.machine import this_machine
+
+    if FORMATS[format].tolerance == "fp32" and precision == "f32":
+        return
+    suffix = f"[{precision}]" if precision != "f32" else ""
+    labels = {f"{runtime.name}:{format}{suffix}"}
+    if not suffix and next((r for r in runtimes_for(format) if r.opener), None) is runtime:
+        labels.add(format)  # the export's own verification labels artifacts by format
+    here = this_machine().cpu_class
+    classes = {r["cpu_class"] for r in manifest.verified_on if labels & set(r["artifacts"])}
+    key = (str(Path(export_dir).resolve()), min(labels))
+    if here in classes or key in _WARNED:
+        return
+    _WARNED.add(key)
+    where = f"on {', '.join(sorted(classes))}" if classes else "on no recorded CPU class"
+    warnings.warn(
+        f"'{export_dir}': {min(labels)} was verified {where}, never on this CPU class ({here}), "
+        f"and its numerics depend on the CPU: run `rnnx verify {export_dir} --record` here",
+        RnnxWarning,
+        stacklevel=3,
     )
 
 
@@ -328,6 +398,7 @@ def artifact_path(
         raise RnnxError(f"'{export_dir}' has no {format} artifact ({hint})")
     if not path.is_file():
         raise RnnxError(f"artifact '{path}' listed in the manifest is missing")
+    check_cpu(format, path)
     return path
 
 
@@ -374,6 +445,11 @@ def verification_sessions(
     unknown = [name for name in manifest.artifacts if name not in FORMATS]
     if unknown:
         raise RnnxError(f"'{export_dir}': the manifest lists an unknown format {unknown[0]!r}")
+    machine = None
+    if options.get("emulate_cpu") is not None:
+        from rnnx.runtimes.emulated import emulated_machine
+
+        machine = emulated_machine(options["emulate_cpu"])
     if runtime is None:
         chosen = [(name, next(r for r in runtimes_for(name) if r.opener))
                   for name in manifest.artifacts]  # fmt: skip
@@ -383,6 +459,16 @@ def verification_sessions(
                   if name in manifest.artifacts and format in (None, name)]  # fmt: skip
         if not chosen:
             raise RnnxError(f"'{export_dir}' has no artifact the {runtime} runtime reads")
+    runnable = []
+    for name, entry in chosen:  # an artifact this CPU cannot run correctly: said, not hidden
+        reason = cpu_refusal(name, machine)
+        if reason and format == name:
+            raise RnnxError(f"'{export_dir}': {reason}")
+        if reason:
+            warnings.warn(f"{reason}; not verified here", RnnxWarning, stacklevel=3)
+        else:
+            runnable.append((name, entry))
+    chosen = runnable
     precision = options.get("precision", "f32")
     for name, entry in chosen:
         check_code_trust(entry, export_dir, trust)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnx.core.errors import RnnxError, first_line
+from rnnx.core.machine import this_machine
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest
 from rnnx.core.metadata import PREFIX, TORCHSCRIPT_FILE, ArtifactMetadata, parse_metadata
 from rnnx.core.signature import Signature
@@ -150,12 +151,23 @@ def verification_summary(manifest: Manifest) -> Mapping[str, Any] | None:
                 "cases": row.get("cases"),
             }
         )
+    machines = [
+        {
+            "cpu_class": record.get("cpu_class"),
+            "emulated": bool(record.get("emulated")),
+            "onnxruntime": (record.get("versions") or {}).get("onnxruntime"),
+            "artifacts": list(record.get("artifacts") or []),
+        }
+        for record in manifest.verified_on
+    ]
     return {
         "passed": report.get("passed"),
         "atol": report.get("atol"),
         "rtol": report.get("rtol"),
         "reduced_precision": report.get("reduced_precision") or {},
         "artifacts": rows,
+        "verified_on": machines,
+        "this_cpu_class": this_machine().cpu_class,
     }
 
 
@@ -459,6 +471,18 @@ def _verification_text(report: Mapping[str, Any]) -> list[str]:
         ],
         right=(2, 3, 4),
     )  # fmt: skip
+    machines = report.get("verified_on") or []
+    if machines:
+        here = report.get("this_cpu_class")
+        lines += ["", f"verified on (this machine: {here})"]
+        lines += _table(
+            ("cpu class", "onnxruntime", "artifacts"),
+            [
+                (m["cpu_class"] + (" (emulated)" if m["emulated"] else ""),
+                 m["onnxruntime"] or "-", ", ".join(m["artifacts"]))
+                for m in machines
+            ],
+        )  # fmt: skip
     return lines
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from rnnx.compare import VerificationReport, VerifyOptions, compare
 from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, VerificationError
+from rnnx.core.machine import this_machine, verified_record
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest, write_json
 from rnnx.core.metadata import metadata_props
 from rnnx.core.version import __version__
@@ -40,6 +41,7 @@ from rnnx.exporter.reference import (
 )
 from rnnx.formats import (
     FORMATS,
+    cpu_refusal,
     format_choices,
     open_eager,
     resolve,
@@ -55,7 +57,9 @@ class ExportOptions:
     verify: bool = True
     verify_options: VerifyOptions = VerifyOptions()
     force: bool = False  # replace an existing output directory
-    quantize: str | None = None  # "int8": also write the onnx-int8 format
+    # "int8": also write the onnx-int8 format (any x86-64 CPU); "int8-vnni": onnx-int8-vnni
+    # (faster, VNNI CPUs only); both, comma-separated
+    quantize: str | None = None
 
 
 @dataclasses.dataclass
@@ -131,6 +135,7 @@ def verify(
     trust: LoadOptions | None = None,
     runtime: str | None = None,
     format: str | None = None,
+    record: bool = False,
     **runtime_options: Any,
 ) -> VerificationReport:
     """Verify every artifact in an export directory against eager PyTorch.
@@ -140,16 +145,52 @@ def verify(
     bare layer's export carries. Each artifact runs in the runtime that verifies its format,
     or in `runtime` (with its options, e.g. precision="bf16"), for the formats it reads (or
     only `format`). Rebuilding the reference runs code (--model, a pickled module) only when
-    `trust` says so: the manifest never grants it.
+    `trust` says so: the manifest never grants it. `emulate_cpu="avx2"` (an onnxruntime
+    option) runs the onnxruntime artifacts under qemu-user presenting that CPU class.
+
+    The report names the machine it ran on; `record` adds the artifacts that passed, with that
+    machine, to the manifest's `verified_on`, which rnnx.load reads.
     """
     manifest = read_manifest(export_dir)
+    cpu = runtime_options.get("emulate_cpu")
+    if cpu is not None and runtime in (None, "onnxruntime"):
+        runtime = "onnxruntime"  # only onnxruntime can be emulated (runtimes/emulated.py)
+    elif cpu is not None:
+        raise RnnxError(f"--emulate-cpu runs onnxruntime, not the {runtime} runtime")
     eager = open_eager(
         Path(export_dir), manifest, reference=reference, checkpoint=checkpoint, trust=trust
     )
     sessions, classes = verification_sessions(
         export_dir, manifest, runtime, format, trust=trust, **runtime_options
     )
-    return compare(sessions, eager, options, classes)
+    report = compare(sessions, eager, options, classes)
+    machine = this_machine()
+    if cpu is not None:
+        from rnnx.runtimes.emulated import emulated_machine
+
+        machine = emulated_machine(cpu)
+    report.machine = machine.to_dict()
+    if record and report.passed_labels():
+        entry = verified_record(machine, report.passed_labels(), report.passed)
+        updated = dataclasses.replace(manifest, verified_on=(*manifest.verified_on, entry))
+        write_json(Path(export_dir) / MANIFEST, updated.to_dict())
+    return report
+
+
+def machine_line(export_dir: str | os.PathLike, report: VerificationReport) -> str:
+    """One line: the CPU class this verification ran on, and the export's when they differ
+    (int8 and bf16 numerics depend on it: this run re-checked them for this class)."""
+    here = report.machine or {}
+    where = here.get("cpu_class", "unknown") + (" (emulated)" if here.get("emulated") else "")
+    versions = ", ".join(f"{k} {v}" for k, v in (here.get("versions") or {}).items())
+    line = f"verified on CPU class {where}; {versions}"
+    exported = (read_manifest(export_dir).verification or {}).get("machine") or {}
+    if exported and exported.get("cpu_class") != here.get("cpu_class"):
+        line += (
+            f"\nthe export was verified on another CPU class, {exported.get('cpu_class')}: "
+            "its int8/bf16 artifacts were re-checked for this one"
+        )
+    return line
 
 
 # What the export's own verification opens its fresh artifacts with: the process that just
@@ -219,7 +260,7 @@ def _write(
             reference=reference,
             opset=options.opset if "onnx" in written else None,
             example_sizes=EXAMPLE_SIZES if plan.kind == "layer" else None,
-            quantization=notes.get("onnx-int8"),
+            quantization=notes.get("onnx-int8") or notes.get("onnx-int8-vnni"),
             notes={name: note for name, note in notes.items() if note},
             doctor=tuple(dataclasses.asdict(f) for f in findings),
             rnnx_version=__version__,
@@ -237,16 +278,25 @@ def _write(
                     f"exported model does not match eager PyTorch: {report.first_failure()} "
                     "(nothing written; --no-verify writes it anyway)"
                 )
-            manifest = dataclasses.replace(manifest, verification=report.to_dict())
+            report.machine = this_machine().to_dict()
+            record = verified_record(this_machine(), report.passed_labels(), True)
+            manifest = dataclasses.replace(
+                manifest, verification=report.to_dict(), verified_on=(record,)
+            )
         write_json(staging / MANIFEST, manifest.to_dict())
     return ExportResult(output_dir, manifest, report)
 
 
 def _formats(options: ExportOptions) -> list[str]:
     """The formats to write, in registry order (a derived format after its base)."""
-    wanted = set(options.formats) | ({"onnx-int8"} if options.quantize == "int8" else set())
-    if options.quantize not in (None, "int8"):
-        raise RnnxError(f"--quantize must be int8, got {options.quantize!r}")
+    quantized = {"int8": "onnx-int8", "int8-vnni": "onnx-int8-vnni"}
+    asked = [q.strip() for q in (options.quantize or "").split(",") if q.strip()]
+    if any(q not in quantized for q in asked) or (options.quantize is not None and not asked):
+        raise RnnxError(
+            f"--quantize must be {' or '.join(quantized)} (or both, comma-separated), "
+            f"got {options.quantize!r}"
+        )
+    wanted = set(options.formats) | {quantized[q] for q in asked}
     unknown = sorted(wanted - set(FORMATS))
     if unknown or not options.formats:
         raise RnnxError(
@@ -258,6 +308,10 @@ def _formats(options: ExportOptions) -> list[str]:
             raise RnnxError(
                 f"format {name} is derived from {missing[0]}: include {missing[0]} in --format"
             )
+    for name in wanted:  # an artifact this CPU cannot run correctly cannot be verified here
+        reason = cpu_refusal(name)
+        if reason and options.verify:
+            raise RnnxError(f"cannot verify {reason} (--no-verify writes it unverified)")
     if options.opset < MIN_OPSET:
         raise RnnxError(f"--opset must be at least {MIN_OPSET}, got {options.opset}")
     maximum = onnx.defs.onnx_opset_version()

@@ -22,7 +22,15 @@ from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, Untr
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.core.signature import random_inputs
 from rnnx.cpp_build import runner_path
-from rnnx.formats import FORMATS, RUNTIMES, Runtime, device_for, load, runtime_available
+from rnnx.formats import (
+    FORMATS,
+    RUNTIMES,
+    Runtime,
+    cpu_refusal,
+    device_for,
+    load,
+    runtime_available,
+)
 
 __all__ = [
     "BenchOptions", "BenchRow", "Target", "available_targets", "bench", "configurations",
@@ -211,6 +219,9 @@ def unavailable(target: Target, manifest: Manifest, reference: Any = None) -> st
         return None if has_reference else target.runtime.install_hint
     if target.format not in manifest.artifacts:
         return FORMATS[target.format].hint or f"export with --format {target.format}"
+    refusal = cpu_refusal(target.format)
+    if refusal:
+        return refusal
     if target.runtime.runner is not None:
         found = runner_path(target.runtime).is_file()
         return None if found else target.runtime.install_hint

@@ -50,6 +50,9 @@ class Manifest:
     # `rnnx tune`: the fastest verified way to run each measured shape, as
     # {"batch", "time", "runtime", "options", "threads", "p50_ms"} records
     tuned: tuple[Mapping[str, Any], ...] = ()
+    # the machines the artifacts passed verification on: CPU class, flags, runtime versions
+    # and the artifacts (core/machine.py verified_record); the export's own first
+    verified_on: tuple[Mapping[str, Any], ...] = ()
     rnnx_version: str = ""
     torch_version: str = ""
     created: str = ""
@@ -77,6 +80,7 @@ class Manifest:
             "doctor": list(self.doctor),
             "verification": self.verification,
             "tuned": list(self.tuned),
+            "verified_on": list(self.verified_on),
         }
 
     @classmethod
@@ -127,6 +131,7 @@ class Manifest:
             doctor=_doctor(data.get("doctor"), source),
             verification=_verification(data.get("verification"), source),
             tuned=_records(data.get("tuned"), source),
+            verified_on=_verified_on(data.get("verified_on"), source),
             rnnx_version=str(data.get("rnnx_version", "")),
             torch_version=str(data.get("torch_version", "")),
             created=str(data.get("created", "")),
@@ -174,6 +179,23 @@ def _records(value: Any, source: str) -> tuple[Mapping[str, Any], ...]:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
         raise RnnxError(f"{source}: 'tuned' must be a list of objects")
+    return tuple(value)
+
+
+def _verified_on(value: Any, source: str) -> tuple[Mapping[str, Any], ...]:
+    if value is None:
+        return ()
+    well_formed = isinstance(value, list) and all(
+        isinstance(v, Mapping)
+        and isinstance(v.get("cpu_class"), str)
+        and isinstance(v.get("artifacts"), list)
+        and all(isinstance(a, str) for a in v["artifacts"])
+        for v in value
+    )
+    if not well_formed:
+        raise RnnxError(
+            f"{source}: 'verified_on' must be a list of {{cpu_class, artifacts, ...}} objects"
+        )
     return tuple(value)
 
 

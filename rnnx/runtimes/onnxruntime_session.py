@@ -49,6 +49,8 @@ class OnnxRuntimeOptions:
     allow_fallback: bool = False  # run on CPU (with a warning) if the provider is unavailable
     # NaN inputs to LSTM/GRU/RNN kernels (non_finite.py): "propagate", "error" or "ignore"
     non_finite: str = "propagate"
+    # run under qemu-user presenting this CPU class (emulated.py), to verify for it: "avx2"
+    emulate_cpu: str | None = None
 
 
 def resolve_provider(provider: str) -> tuple[str, int | None]:
@@ -81,7 +83,10 @@ class OnnxRuntimeSession(Session):
         provider_options = dict(options.provider_options)
         if device_id is not None:
             provider_options["device_id"] = device_id
-        self._session = self._create(path, _session_options(options), ep, provider_options)
+        self._emulated = options.emulate_cpu is not None
+        if self._emulated and ep != "CPUExecutionProvider":
+            raise RnnxError(f"--emulate-cpu emulates a CPU: provider {provider!r} is not one")
+        self._session = self._create(path, options, ep, provider_options)
         if ep not in self._session.get_providers():
             # onnxruntime itself falls back to CPU when a listed provider fails to initialise
             # (no driver, no device): that must not pass silently either.
@@ -146,13 +151,27 @@ class OnnxRuntimeSession(Session):
         return "CPUExecutionProvider", None
 
     @staticmethod
-    def _create(path: Any, session_options: Any, ep: str, provider_options: dict[str, Any]) -> Any:
+    def _create(
+        path: Any, options: OnnxRuntimeOptions, ep: str, provider_options: dict[str, Any]
+    ) -> Any:
         import onnxruntime as ort
 
+        session_options = _session_options(options)
         try:
+            if options.emulate_cpu is not None:
+                from rnnx.runtimes.emulated import EmulatedInferenceSession
+
+                settings = {
+                    "threads": options.threads,
+                    "inter_op_threads": options.inter_op_threads,
+                    "graph_optimization": options.graph_optimization,
+                }
+                return EmulatedInferenceSession(path, options.emulate_cpu, settings)
             return ort.InferenceSession(
                 os.fspath(path), session_options, providers=[(ep, provider_options)]
             )
+        except RnnxError:
+            raise
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/... types
             raise RnnxError(f"onnxruntime cannot load '{path}': {first_line(error)}") from error
 
@@ -172,7 +191,9 @@ class OnnxRuntimeSession(Session):
     # binding: on CUDA the state never crosses to the host between chunks, only the chunk in
     # and the outputs out. On CPU the same code runs (OrtValues in host memory), which is how
     # CI exercises it.
-    def _state_from_numpy(self, state: dict[str, np.ndarray]) -> _BoundState:
+    def _state_from_numpy(self, state: dict[str, np.ndarray]) -> Any:
+        if self._emulated:  # the session is in another process: states as numpy arrays
+            return super()._state_from_numpy(state)
         import onnxruntime as ort
 
         def on_device(array: np.ndarray | None, like: np.ndarray) -> Any:
@@ -188,11 +209,15 @@ class OnnxRuntimeSession(Session):
         spare = {name: on_device(None, a) for name, a in state.items()}
         return _BoundState(values, spare)
 
-    def _state_to_numpy(self, state: _BoundState) -> dict[str, np.ndarray]:
+    def _state_to_numpy(self, state: Any) -> dict[str, np.ndarray]:
+        if self._emulated:
+            return super()._state_to_numpy(state)
         # OrtValue.numpy() copies device memory to the host in CUDA/ROCm builds.
         return {name: value.numpy() for name, value in state.values.items()}
 
-    def _step(self, feeds: dict[str, np.ndarray], state: _BoundState) -> tuple[dict, Any]:
+    def _step(self, feeds: dict[str, np.ndarray], state: Any) -> tuple[dict, Any]:
+        if self._emulated:
+            return super()._step(feeds, state)
         mask = self._nan_guard(feeds)
         if state.binding is None:
             state.binding = self._session.io_binding()

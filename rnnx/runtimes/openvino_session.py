@@ -24,11 +24,22 @@ from rnnx.runtimes.non_finite import graph_hides_nan, nan_sequences, poison
 PRECISIONS = {"f32": ("f32", "FP32"), "bf16": ("bf16", "BF16"), "f16": ("f16", "FP16")}
 
 
+# The CPU flags of which native bf16 needs one (core/machine.py reads them, after the
+# ONEDNN_MAX_CPU_ISA cap that OpenVINO's oneDNN obeys and its capability list ignores).
+_BF16_FLAGS = ("avx512_bf16", "amx_tile")
+
+
 def supported_precisions() -> list[str]:
-    """The precisions this machine's CPU runs, from OpenVINO's own capability list."""
+    """The precisions this machine's CPU runs: OpenVINO's own capability list, and for bf16
+    the CPU class too (OpenVINO lists BF16 even when ONEDNN_MAX_CPU_ISA caps its kernels below
+    it, as on a machine of the lower class)."""
     import openvino as ov
 
+    from rnnx.core.machine import this_machine
+
     capabilities = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    if not any(flag in this_machine().flags for flag in _BF16_FLAGS):
+        capabilities.discard("BF16")
     return [name for name, (_, needs) in PRECISIONS.items() if needs in capabilities]
 
 

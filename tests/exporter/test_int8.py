@@ -134,3 +134,82 @@ def test_bench_measures_the_int8_gru(tmp_path) -> None:
     measured = {row.runtime: row for row in rows}
     assert "onnxruntime:onnx-int8" in measured
     assert measured["onnxruntime:onnx-int8"].ratio_to_eager > 0
+
+
+def test_the_manifest_records_the_scheme_and_the_cpu_class(tmp_path) -> None:
+    from rnnx.core.machine import this_machine
+
+    result = export(_layer(("lstm", 1, False, False, True, 0)), tmp_path,
+                    ExportOptions(formats=("onnx",), quantize="int8"))  # fmt: skip
+    scheme = result.manifest.quantization
+    assert scheme["scheme"] == "portable" and scheme["cpu"] == "any x86-64"
+    assert scheme["lstm_weights"].startswith("int8, 7 bits")
+    verified = result.manifest.verified_on[0]
+    assert verified["cpu_class"] == this_machine().cpu_class
+    assert verified["artifacts"] == ["onnx", "onnx-int8"]
+    assert result.manifest.verification["machine"]["versions"]["onnxruntime"]
+
+
+@pytest.fixture
+def avx2_class(monkeypatch):
+    """This process as a machine of the AVX2 class sees it (oneDNN's own cap, which rnnx's CPU
+    class follows); onnxruntime's kernels are not capped: tests/runtimes/test_emulated.py."""
+    from rnnx.core.machine import this_machine
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    this_machine.cache_clear()
+    yield
+    this_machine.cache_clear()
+
+
+def test_vnni_int8_is_refused_without_vnni(avx2_class, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from rnnx.cli import main
+    from rnnx.core.errors import RnnxError, RnnxWarning
+
+    layer = _layer(("gru", 1, False, False, True, 0))
+    with pytest.raises(RnnxError, match="cannot verify onnx-int8-vnni needs a CPU with "
+                       r"avx512_vnni or avx_vnni \(this one is avx2\).*--no-verify"):  # fmt: skip
+        export(layer, tmp_path / "a", ExportOptions(formats=("onnx",), quantize="int8-vnni"))
+    assert not (tmp_path / "a").exists()
+    export(layer, tmp_path / "b", ExportOptions(formats=("onnx",), quantize="int8,int8-vnni",
+                                                verify=False))  # fmt: skip
+    with pytest.raises(RnnxError, match="model.int8-vnni.onnx': onnx-int8-vnni needs a CPU"):
+        rnnx.load(tmp_path / "b", format="onnx-int8-vnni")
+    with pytest.warns(RnnxWarning, match="onnx-int8-vnni needs a CPU .*not verified here"):
+        report = rnnx.verify(tmp_path / "b", layer)
+    assert report.passed and report.passed_labels() == ["onnx", "onnx-int8"]
+    result = CliRunner().invoke(main, ["export", "x.pt", "-o", str(tmp_path / "c"),
+                                       "--quantize", "int8-bogus"])  # fmt: skip
+    assert result.exit_code != 0 and "int8-vnni" in result.output, result.output
+
+
+def test_load_warns_once_where_int8_was_never_verified(avx2_class, tmp_path) -> None:
+    from rnnx.core.errors import RnnxWarning
+
+    layer = _layer(("rnn_tanh", 1, False, False, True, 0))
+    export(layer, tmp_path / "e", ExportOptions(formats=("onnx",), quantize="int8"))
+    # exported (and verified) as the AVX2 class: no warning there
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RnnxWarning)
+        rnnx.load(tmp_path / "e", format="onnx-int8")
+    manifest = tmp_path / "e" / "rnnx.json"
+    import json
+
+    data = json.loads(manifest.read_text())
+    data["verified_on"][0]["cpu_class"] = "avx512-vnni-bf16"
+    manifest.write_text(json.dumps(data))
+    with pytest.warns(RnnxWarning, match=r"onnx-int8 was verified on avx512-vnni-bf16, never on "
+                      r"this CPU class \(avx2\).*rnnx verify .* --record"):  # fmt: skip
+        rnnx.load(tmp_path / "e", format="onnx-int8")
+    with warnings.catch_warnings():  # once per artifact and process
+        warnings.simplefilter("error", RnnxWarning)
+        rnnx.load(tmp_path / "e", format="onnx-int8")
+        rnnx.load(tmp_path / "e", format="onnx")  # fp32: the same numbers on every class
+    report = rnnx.verify(tmp_path / "e", layer, record=True)
+    assert report.passed and json.loads(manifest.read_text())["verified_on"][-1]["cpu_class"] == (
+        "avx2"
+    )

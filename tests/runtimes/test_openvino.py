@@ -42,6 +42,23 @@ def test_a_precision_the_cpu_lacks_is_refused(exported, precision) -> None:
         rnnx.load(exported["gru-2"], "openvino", precision=precision)
 
 
+def test_bf16_is_refused_on_the_avx2_class_with_the_precisions_it_has(exported, monkeypatch):
+    """On a CPU without AVX512-BF16 or AMX (here: oneDNN capped to AVX2, as OpenVINO's kernels
+    are by ONEDNN_MAX_CPU_ISA), bf16 is refused naming what runs, and f32 still verifies."""
+    from rnnx.core.machine import this_machine
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    this_machine.cache_clear()
+    try:
+        assert "bf16" not in supported_precisions()
+        with pytest.raises(RnnxError, match=r"precision 'bf16' is not supported by this CPU in "
+                           r"OpenVINO; it supports f32"):  # fmt: skip
+            rnnx.load(exported["gru-2"], "openvino", precision="bf16")
+        assert rnnx.verify(exported["gru-2"], runtime="openvino").passed
+    finally:
+        this_machine.cache_clear()
+
+
 def test_streams_equal_the_whole_sequence(exported) -> None:
     session = rnnx.load(exported["lstm-2-batch-first"], "openvino", threads=1)
     x = np.random.default_rng(0).standard_normal((2, 11, 4)).astype(np.float32)
