@@ -26,6 +26,7 @@ from torch import nn
 from rnnx.benchmark import BenchOptions, BenchRow, bench, targets
 from rnnx.benchmark.machine import measure_machine
 from rnnx.benchmark.report import plot
+from rnnx.core.machine import this_machine
 from rnnx.core.signature import random_inputs
 from rnnx.formats import format_choices
 from rnnx.models import keyword_spotter_lstm
@@ -286,6 +287,9 @@ def machine_description() -> str:
     )
     return (
         f"- Machine: {cpu}, {os.cpu_count()} cores visible, benchmarks on 1 thread\n"
+        f"- CPU class: {this_machine().cpu_class} (flags: {' '.join(this_machine().flags)}); "
+        "int8 and bf16 speed and error differ between classes: one report per class "
+        "(BENCHMARKS-<class>.md)\n"
         f"- Measured limits: fp32 matmul {machine.matmul_gflops:.0f} GFLOP/s (1 thread, 512³); "
         f"read bandwidth by working set: {bandwidth}\n"
         f"- Versions: rnnx {rnnx.__version__}, torch {torch.__version__}, onnxruntime "
@@ -454,8 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         text = report(results, cpp_note, plots)
         if not args.quick and not args.no_serve:
             text += "\n" + serving_section(Path(work))
-    (out / "BENCHMARKS.md").write_text(text)
-    print(f"wrote {out / 'BENCHMARKS.md'}")
+    # the latest run, and the report of its CPU class, kept beside the other classes' reports
+    per_class = out / f"BENCHMARKS-{this_machine().cpu_class}.md"
+    for path in (out / "BENCHMARKS.md", per_class):
+        path.write_text(text)
+    print(f"wrote {out / 'BENCHMARKS.md'} and {per_class}")
     return 0
 
 

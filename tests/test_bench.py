@@ -152,6 +152,12 @@ def test_suite_runs_at_tiny_sizes(tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "BENCHMARKS.md").read_text()
+    from rnnx.core.machine import this_machine
+
+    # one report per CPU class: the latest run, and its class's own copy
+    cpu_class = this_machine().cpu_class
+    assert (tmp_path / f"BENCHMARKS-{cpu_class}.md").read_text() == text
+    assert f"- CPU class: {cpu_class} " in text
     assert "## Targets" in text and "int8 (dynamic quantization) max abs error" in text
     assert "| onnxruntime | 1 | 1 × 5 |" in text and "Versions: rnnx" in text
     assert "C++ runners: not measured (--no-cpp or --quick)" in text

@@ -25,7 +25,8 @@ struct RunnerOptions {
   int warmup = 10;
   int threads = 0;
   std::string device = "cpu";
-  bool onednn = true;
+  bool onednn = true;         // resolved after parsing: off for streams unless --onednn
+  bool onednn_given = false;  // --onednn or --no-onednn was on the command line
   bool tuned = false;  // --tuned: the artifact and threads `rnnx tune` recorded
 };
 
@@ -33,8 +34,8 @@ struct Backend {
   std::string program;         // rnnx-ort-run
   std::string format;          // its artifact in an export directory's manifest: "onnx"
   std::string summary;         // one line for --help
-  bool torch_options = false;  // accepts --device and --no-onednn
-  bool onednn_option = false;  // accepts --no-onednn (libtorch's RNN kernels)
+  bool torch_options = false;  // accepts --device and --[no-]onednn
+  bool onednn_option = false;  // accepts --[no-]onednn (libtorch's RNN kernels)
   // --tuned: the runtime name `rnnx tune` records for this runner, and the formats it reads
   // (f32 only). Empty: the runner takes no --tuned.
   std::string tuned_runtime;

@@ -192,6 +192,20 @@ def test_torch_without_onednn_matches_python(runners, exported, tmp_path, chunk)
     assert_close(actual, expected, STREAM_TOLERANCE)
 
 
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "onnxruntime"])
+def test_libtorch_runners_stream_without_onednn_unless_asked(runners, exported, tmp_path,
+                                                             backend) -> None:  # fmt: skip
+    """oneDNN's RNN primitives cost ~1 ms a one-step call: streams default to libtorch's own
+    kernels, whole sequences to oneDNN, and either is chosen by --onednn / --no-onednn."""
+    module, directory = exported["lstm2_batch_first"]
+    np.save(tmp_path / "x.npy", data_input(module))
+    for args, said in ((["--chunk", "1"], "oneDNN off"), ([], "oneDNN on"),
+                       (["--chunk", "1", "--onednn"], "oneDNN on"),
+                       (["--no-onednn"], "oneDNN off")):  # fmt: skip
+        result = cpp(runners[backend], directory, tmp_path / "x.npy", *args)
+        assert result.returncode == 0 and said in result.stdout, (args, result.stdout)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bidirectional_refuses_to_stream(runners, exported, tmp_path, backend) -> None:
     module, directory = exported["lstm_bidirectional"]

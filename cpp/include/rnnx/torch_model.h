@@ -15,7 +15,8 @@ struct TorchOptions {
   int threads = 0;             // intra-op threads (process-wide in libtorch); 0: its default
   // oneDNN (mkldnn) kernels for aten::lstm/gru/rnn, process-wide like `threads`. They are about
   // twice as fast on whole sequences but several times slower per call on one-step chunks at
-  // batch 1 (LSTM 80->256 x2: ~360 us vs ~140 us), where false is the better choice.
+  // batch 1 (LSTM 80->256 x2: ~360 us vs ~140 us), where false is the better choice (the
+  // runners choose it for --chunk unless given --onednn).
   bool onednn = true;
 };
 
