@@ -51,6 +51,9 @@ class OnnxRuntimeOptions:
     non_finite: str = "propagate"
     # run under qemu-user presenting this CPU class (emulated.py), to verify for it: "avx2"
     emulate_cpu: str | None = None
+    # streams keep their states in onnxruntime-owned buffers bound with IO binding; None: on
+    # providers with device memory only (on CPU a plain run is cheaper: no bind calls)
+    io_binding: bool | None = None
 
 
 def resolve_provider(provider: str) -> tuple[str, int | None]:
@@ -87,6 +90,10 @@ class OnnxRuntimeSession(Session):
         if self._emulated and ep != "CPUExecutionProvider":
             raise RnnxError(f"--emulate-cpu emulates a CPU: provider {provider!r} is not one")
         self._session = self._create(path, options, ep, provider_options)
+        on_device = self._session.get_providers()[0] in _DEVICE
+        self._bound = not self._emulated and (
+            on_device if options.io_binding is None else options.io_binding
+        )
         if ep not in self._session.get_providers():
             # onnxruntime itself falls back to CPU when a listed provider fails to initialise
             # (no driver, no device): that must not pass silently either.
@@ -189,10 +196,11 @@ class OnnxRuntimeSession(Session):
 
     # Streaming keeps states as OrtValues in the provider's memory and binds them with IO
     # binding: on CUDA the state never crosses to the host between chunks, only the chunk in
-    # and the outputs out. On CPU the same code runs (OrtValues in host memory), which is how
-    # CI exercises it.
+    # and the outputs out. On CPU a plain run with numpy states is cheaper (measured by
+    # benchmarks/stream_overhead.py) and is the default; io_binding=True runs this code there
+    # (OrtValues in host memory), which is how CI exercises it.
     def _state_from_numpy(self, state: dict[str, np.ndarray]) -> Any:
-        if self._emulated:  # the session is in another process: states as numpy arrays
+        if not self._bound:  # states as numpy arrays, fed back by a plain run
             return super()._state_from_numpy(state)
         import onnxruntime as ort
 
@@ -210,13 +218,13 @@ class OnnxRuntimeSession(Session):
         return _BoundState(values, spare)
 
     def _state_to_numpy(self, state: Any) -> dict[str, np.ndarray]:
-        if self._emulated:
+        if not self._bound:
             return super()._state_to_numpy(state)
         # OrtValue.numpy() copies device memory to the host in CUDA/ROCm builds.
         return {name: value.numpy() for name, value in state.values.items()}
 
     def _step(self, feeds: dict[str, np.ndarray], state: Any) -> tuple[dict, Any]:
-        if self._emulated:
+        if not self._bound:
             return super()._step(feeds, state)
         mask = self._nan_guard(feeds)
         if state.binding is None:

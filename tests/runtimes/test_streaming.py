@@ -12,12 +12,16 @@ from rnnx.core.errors import InputError, RnnxError
 from rnnx.runtimes import step_together
 
 STREAMABLE = ("keyword_spotter", "gru", "rnn_relu", "lstm_proj")
-BACKENDS = ("onnxruntime", "torchscript", "eager")
+# onnxruntime-bound: states in onnxruntime-owned buffers through IO binding, the default on
+# device providers (CUDA), run here on CPU so CI exercises it
+BACKENDS = ("onnxruntime", "onnxruntime-bound", "torchscript", "eager")
 TOL = dict(atol=1e-5, rtol=1e-4)
 
 
 def open_session(exported, name: str, runtime: str):
     module, directory = exported[name]
+    if runtime == "onnxruntime-bound":
+        return rnnx.load(directory, "onnxruntime", io_binding=True)
     return rnnx.load(directory, runtime, reference=module if runtime == "eager" else None)
 
 
@@ -94,7 +98,7 @@ def test_streams_stack_into_one_batched_call(exported) -> None:
         step_together(streams[:2], chunks[:1])
 
 
-@pytest.mark.parametrize("runtime", ["onnxruntime", "torchscript"])
+@pytest.mark.parametrize("runtime", ["onnxruntime", "onnxruntime-bound", "torchscript"])
 def test_eight_threads_share_one_session(exported, runtime) -> None:
     session = open_session(exported, "keyword_spotter", runtime)
     rng = np.random.default_rng(2)
