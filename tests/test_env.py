@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import re
 import subprocess
 import sys
@@ -50,10 +51,12 @@ def test_env_text_is_one_screen_without_importing_torch() -> None:
 
 def test_cpu_info_reads_flags(tmp_path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("model name\t: Test CPU\nflags\t\t: fpu avx2 avx512f amx_tile\n")
+    cpuinfo.write_text("model name\t: Test CPU\nflags\t\t: fpu avx2 fma avx512f amx_tile\n")
     info = cpu_info(cpuinfo)
     assert info["model"] == "Test CPU"
-    assert info["flags"] == {f: f in ("avx2", "avx512f", "amx_tile") for f in CPU_FLAGS}
+    assert info["flags"] == {f: f in ("avx2", "fma", "avx512f", "amx_tile") for f in CPU_FLAGS}
+    if platform.machine() == "x86_64":  # the class verifications record (core/machine.py)
+        assert info["class"] == "avx512"
     assert cpu_info(tmp_path / "missing")["flags"] == {}
 
 
