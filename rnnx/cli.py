@@ -660,13 +660,19 @@ def _serving_options(command: Any) -> Any:
     "implicit state.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing repository.")
+@click.option(
+    "--trust-checkpoint", is_flag=True,
+    help="Let the server open a runtime that runs code from the export (aoti: a compiled pt2).",
+)  # fmt: skip
 @_serving_options
 def triton(
-    export_dir: Path, repository: Path, flavour: str, force: bool, options: dict[str, Any]
-) -> None:
+    export_dir: Path, repository: Path, flavour: str, force: bool, trust_checkpoint: bool,
+    options: dict[str, Any],
+) -> None:  # fmt: skip
     """Write EXPORT_DIR as a Triton Inference Server model repository (sequence batching)."""
     from rnnx.serving.triton import write_repository
 
+    options = {**options, "trust_checkpoint": trust_checkpoint}
     model = write_repository(
         export_dir, repository, TritonOptions(flavour=flavour, force=force, **options)
     )
@@ -677,11 +683,19 @@ def triton(
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.option("--http-port", type=int, default=8000, show_default=True)
 @click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option(
+    "--trust-checkpoint", is_flag=True,
+    help="Let the server open a runtime that runs code from the export (aoti: a compiled pt2).",
+)  # fmt: skip
 @_serving_options
-def serve(export_dir: Path, http_port: int, grpc_port: int, options: dict[str, Any]) -> None:
+def serve(
+    export_dir: Path, http_port: int, grpc_port: int, trust_checkpoint: bool,
+    options: dict[str, Any],
+) -> None:  # fmt: skip
     """Serve EXPORT_DIR on a local Triton Inference Server until Ctrl-C (rnnx[serve] extra)."""
     from rnnx.serving.server import serve as run_server
 
+    options = {**options, "trust_checkpoint": trust_checkpoint}
     run_server(export_dir, TritonOptions(**options), http_port, grpc_port, announce=click.echo)
 
 

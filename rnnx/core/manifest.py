@@ -16,8 +16,11 @@ from typing import Any
 
 from rnnx.core.errors import RnnxError
 from rnnx.core.metadata import SCHEMA, check_schema
+from rnnx.core.paths import inside
 from rnnx.core.signature import Signature
 from rnnx.core.spec import LayerSpec
+
+__all__ = ["MANIFEST", "Manifest", "inside", "read_manifest", "write_json"]
 
 MANIFEST = "rnnx.json"
 # Format names of schema 1 for the keys older manifests used.
@@ -135,14 +138,6 @@ class Manifest:
 
     def artifact_paths(self, export_dir: str | os.PathLike) -> dict[str, Path]:
         return {fmt: inside(export_dir, name) for fmt, name in self.artifacts.items()}
-
-
-def inside(export_dir: str | os.PathLike, name: str) -> Path:
-    """`export_dir / name`, refused unless it resolves inside the directory (symlinks too)."""
-    path = Path(export_dir) / name
-    if not path.resolve().is_relative_to(Path(export_dir).resolve()):
-        raise RnnxError(f"'{path}' points outside the export directory '{export_dir}'")
-    return path
 
 
 def read_manifest(export_dir: str | os.PathLike) -> Manifest:

@@ -1,0 +1,305 @@
+"""Hardening, round 2 (issue #23): the newer surfaces (tune records, pt2, C++ runners,
+triton/serve, inspect) follow the export path's rules.
+
+One rule for every reader of an export directory: artifact paths resolve inside it, names from
+artifacts are never path components, copies never follow links out of it, and nothing that
+runs code opens without the trust the command was given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnx
+from rnnx.core.errors import RnnxError, UntrustedCodeError
+from rnnx.core.limits import MAX_THREADS
+from rnnx.core.paths import check_directory_name, copy_export, file_name, unescape_file_name
+from rnnx.exporter.checkpoint import LoadOptions
+from tests.test_cli import assert_clean_error, run
+
+
+@pytest.fixture(scope="module")
+def lstm_export(tmp_path_factory) -> Path:
+    """A streamable LSTM export (onnx only, weights for the eager reference), made once."""
+    root = tmp_path_factory.mktemp("lstm")
+    torch.manual_seed(0)
+    rnnx.export(nn.LSTM(3, 4).eval(), root / "out",
+                rnnx.ExportOptions(formats=("onnx",), verify=False))  # fmt: skip
+    return root / "out"
+
+
+@pytest.fixture
+def export_copy(lstm_export, tmp_path) -> Path:
+    shutil.copytree(lstm_export, tmp_path / "out")
+    return tmp_path / "out"
+
+
+def _edit_manifest(directory: Path, edit) -> None:
+    path = directory / "rnnx.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+def _rename_tensor(directory: Path, old: str, new: str) -> None:
+    def edit(manifest: dict) -> None:
+        signature = manifest["signature"]
+        for tensor in signature["inputs"] + signature["outputs"]:
+            tensor["name"] = new if tensor["name"] == old else tensor["name"]
+        signature["state_pairs"] = [[new if n == old else n for n in p]
+                                    for p in signature["state_pairs"]]  # fmt: skip
+
+    _edit_manifest(directory, edit)
+
+
+# --- 1. and 8. trust ------------------------------------------------------------------------
+
+
+def _fake_runners(tmp_path: Path, monkeypatch) -> Path:
+    """Each C++ runner replaced by a script that leaves a mark when run and prints a latency."""
+    import rnnx.benchmark as benchmark
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    scripts = {}
+    for name in ("cpp-onnxruntime", "cpp-torchscript", "cpp-aoti"):
+        script = tmp_path / f"{name}.sh"
+        summary = '{"bench": {"p50_us": 1, "p90_us": 1, "p99_us": 1, "calls": 1}}'
+        script.write_text(f"#!/bin/sh\ntouch {marks / name}\necho '{summary}'\n")
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+        scripts[name] = script
+    monkeypatch.setattr(benchmark, "runner_path", lambda runtime: scripts[runtime.name])
+    return marks
+
+
+def test_bench_never_runs_the_cpp_aoti_runner_without_trust(export_copy, tmp_path, monkeypatch):
+    (export_copy / "model.pt2").write_bytes(b"not a package: it must never be opened")
+    _edit_manifest(export_copy, lambda m: m["artifacts"].update(pt2="model.pt2"))
+    marks = _fake_runners(tmp_path, monkeypatch)
+    options = rnnx.BenchOptions(runtimes=("eager", "cpp-aoti"), times=(2,), repeats=1, warmup=0)
+    with pytest.raises(UntrustedCodeError, match="--trust-checkpoint"):
+        rnnx.bench(export_copy, options)
+    assert not (marks / "cpp-aoti").exists()
+    # every available runtime: the aoti runner is left out, and says why
+    default = rnnx.BenchOptions(runtimes=None, times=(2,), repeats=1, warmup=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = rnnx.bench(export_copy, default)
+    assert any("cpp-aoti left out" in str(w.message) for w in caught)
+    assert "cpp-aoti" not in {r.runtime for r in rows} and not (marks / "cpp-aoti").exists()
+    assert (marks / "cpp-onnxruntime").exists()  # the runners that run no code from the export
+    # with the trust given, it runs
+    trusted = rnnx.BenchOptions(runtimes=("eager", "cpp-aoti"), times=(2,), repeats=1,
+                                warmup=0, trust=LoadOptions(trust_checkpoint=True))  # fmt: skip
+    assert "cpp-aoti" in {r.runtime for r in rnnx.bench(export_copy, trusted)}
+    assert (marks / "cpp-aoti").exists()
+
+
+def test_bench_with_only_a_cpp_runner(export_copy, tmp_path, monkeypatch) -> None:
+    _fake_runners(tmp_path, monkeypatch)
+    rows = rnnx.bench(export_copy, rnnx.BenchOptions(runtimes=("cpp-onnxruntime",), times=(2,)))
+    assert [r.runtime for r in rows] == ["cpp-onnxruntime"] and rows[0].ratio_to_eager is None
+
+
+def test_load_auto_passes_the_trust_on(export_copy, monkeypatch) -> None:
+    import rnnx.formats as formats
+
+    record = {"batch": 1, "time": 2, "threads": 1, "target": "aoti", "runtime": "aoti",
+              "options": {}, "p50_ms": 1.0}  # fmt: skip
+    _edit_manifest(export_copy, lambda m: m.update(tuned=[record]))
+    with pytest.raises(UntrustedCodeError, match="--trust-checkpoint"):
+        rnnx.load(export_copy, "auto")
+    seen = {}
+    real = formats.load
+
+    def spy(export_dir, runtime="onnxruntime", **kwargs):
+        if runtime == "aoti":
+            seen.update(kwargs)
+            return "opened"
+        return real(export_dir, runtime, **kwargs)
+
+    monkeypatch.setattr(formats, "load", spy)
+    trust = LoadOptions(trust_checkpoint=True)
+    assert formats._load_tuned(export_copy, "cpu", False, None, trust, {}) == "opened"
+    assert seen["trust"] is trust
+
+
+def test_load_options_is_public() -> None:
+    from rnnx import LoadOptions as Public
+
+    assert Public is LoadOptions and "LoadOptions" in rnnx.__all__
+
+
+def test_triton_aoti_needs_trust(export_copy, tmp_path) -> None:
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    (export_copy / "model.pt2").write_bytes(b"x")
+    _edit_manifest(export_copy, lambda m: m["artifacts"].update(pt2="model.pt2"))
+    args = ("triton", export_copy, "-o", tmp_path / "repo", "--runtime", "aoti")
+    assert_clean_error(run(*args), "--trust-checkpoint", out_dir=tmp_path / "repo")
+    assert run(*args, "--trust-checkpoint").exit_code == 0
+    config = (tmp_path / "repo" / "out" / "config.pbtxt").read_text()
+    assert 'key: "trust_checkpoint"' in config and 'string_value: "true"' in config
+
+
+# --- 2. and 3. names and copies -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b", "/abs", ".hidden", "", "x y", "..\\x"])
+def test_triton_name_must_be_plain(export_copy, tmp_path, monkeypatch, name) -> None:
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    monkeypatch.chdir(tmp_path)
+    result = run("triton", export_copy, "-o", tmp_path / "repo", "--name", name)
+    assert_clean_error(result, "--name", "not a plain name", out_dir=tmp_path / "repo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_triton_copies_no_file_a_link_points_to_outside(export_copy, tmp_path) -> None:
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private key")
+    (export_copy / "notes.txt").symlink_to(secret)
+    result = run("triton", export_copy, "-o", tmp_path / "repo")
+    assert_clean_error(result, "notes.txt", "outside the export directory",
+                       out_dir=tmp_path / "repo")  # fmt: skip
+    # a link that stays inside is copied as the file it points to
+    (export_copy / "notes.txt").unlink()
+    (export_copy / "notes.txt").symlink_to(export_copy / "rnnx.json")
+    assert run("triton", export_copy, "-o", tmp_path / "repo").exit_code == 0
+    copied = tmp_path / "repo" / "out" / "1" / "export" / "notes.txt"
+    assert not copied.is_symlink() and copied.read_text() == (export_copy / "rnnx.json").read_text()
+
+
+def test_copy_export_refuses_links_out_at_any_depth(tmp_path) -> None:
+    source = tmp_path / "export"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_text("a")
+    (source / ".hidden").write_text("left out")
+    (source / "sub" / "b.txt").write_text("b")
+    copy_export(source, tmp_path / "copy")
+    assert sorted(str(p.relative_to(tmp_path / "copy")) for p in (tmp_path / "copy").rglob("*")) \
+        == ["a.txt", "sub", "sub/b.txt"]  # fmt: skip
+    (source / "sub" / "etc").symlink_to("/etc/hostname")
+    with pytest.raises(RnnxError, match="outside the export directory"):
+        copy_export(source, tmp_path / "copy2")
+    (source / "sub" / "etc").unlink()
+    (source / "dir").symlink_to(tmp_path)  # a link to a directory (here: above the export)
+    with pytest.raises(RnnxError, match="outside the export directory"):
+        copy_export(source, tmp_path / "copy3")
+    (source / "dir").unlink()
+    os.mkfifo(source / "fifo")
+    with pytest.raises(RnnxError, match="not a regular file"):
+        copy_export(source, tmp_path / "copy4")
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", ".", "..", "a/b", "%2F", "", "h\x1b]0;"])
+def test_tensor_names_as_file_names_are_escaped(name) -> None:
+    encoded = file_name(name)
+    assert "/" not in encoded and "\\" not in encoded and not encoded.startswith(".")
+    assert encoded and encoded.isprintable() and unescape_file_name(encoded) == name
+
+
+def test_plain_names_pass(tmp_path) -> None:
+    for name in ("lstm", "kws-2", "model_1.0"):
+        assert check_directory_name(name, "--name") == name
+        assert file_name(name) == name
+
+
+# --- 4. bounds on manifest values -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        ({"threads": 2**31}, "'threads' must be an integer from 1 to 1024, got 2147483648"),
+        ({"threads": 100000}, "'threads'"),
+        ({"threads": 1.5}, "'threads'"),
+        ({"threads": True}, "'threads'"),
+        ({"threads": "2"}, "'threads'"),
+        ({"batch": 0}, "'batch'"),
+        ({"time": 10**30}, "'time'"),
+        ({"runtime": "cpp-onnxruntime"}, "'runtime'"),
+        ({"options": {"optimized_model_path": "/tmp/x"}}, "'options'"),
+    ],
+)
+def test_tuned_records_are_bounded_and_typed(export_copy, edit, field) -> None:
+    record = {"batch": 1, "time": 2, "threads": 1, "target": "onnxruntime",
+              "runtime": "onnxruntime", "options": {}, "p50_ms": 1.0, **edit}  # fmt: skip
+    _edit_manifest(export_copy, lambda m: m.update(tuned=[record]))
+    with pytest.raises(RnnxError, match="a 'tuned' record's") as error:
+        rnnx.load(export_copy, "auto")
+    assert field in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("threads", [0, MAX_THREADS + 1, 2**31])
+def test_threads_are_bounded_everywhere(lstm_export, tmp_path, threads) -> None:
+    with pytest.raises(RnnxError, match="threads must be an integer from 1 to 1024"):
+        rnnx.load(lstm_export, threads=threads)
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 3), np.float32))
+    result = run("run", lstm_export, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npz",
+                 "--threads", threads)  # fmt: skip
+    assert_clean_error(result, "threads")
+    if threads > 0:
+        assert_clean_error(run("bench", lstm_export, "--threads", threads), "--threads")
+        assert_clean_error(run("tune", lstm_export, "--threads", threads), "--threads")
+
+
+# --- 5. valid inputs that crashed -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["bench", "tune"])
+@pytest.mark.parametrize("repeats", ["0", "-1"])
+def test_repeats_below_one_are_refused(lstm_export, command, repeats) -> None:
+    assert_clean_error(run(command, lstm_export, "--repeats", repeats), "--repeats", "at least 1")
+
+
+@pytest.mark.parametrize("option, port", [("--http-port", "70000"), ("--grpc-port", "-1")])
+def test_ports_out_of_range_are_refused(lstm_export, option, port) -> None:
+    assert_clean_error(run("serve", lstm_export, option, port), option, "0 to 65535")
+
+
+def test_ort_rewrite_with_names_not_in_the_graph(export_copy, tmp_path) -> None:
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    _rename_tensor(export_copy, "output", "y")
+    result = run("triton", export_copy, "-o", tmp_path / "repo", "--flavour", "onnxruntime")
+    assert_clean_error(result, "'y' is not an input or output of the graph",
+                       out_dir=tmp_path / "repo")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("--max-batch", str(2**40)), ("--instances", "100000"), ("--max-sequences", "0"),
+     ("--idle-timeout", "nan"), ("--idle-timeout", "1e300")],
+)  # fmt: skip
+def test_triton_options_are_bounded(lstm_export, tmp_path, option, value) -> None:
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    result = run("triton", lstm_export, "-o", tmp_path / "repo", option, value)
+    assert_clean_error(result, option, out_dir=tmp_path / "repo")
+
+
+def test_serve_aoti_needs_trust(export_copy) -> None:
+    (export_copy / "model.pt2").write_bytes(b"x")
+    _edit_manifest(export_copy, lambda m: m["artifacts"].update(pt2="model.pt2"))
+    assert_clean_error(run("serve", export_copy, "--runtime", "aoti"), "--trust-checkpoint")
+    assert "--trust-checkpoint" in run("serve", "--help").output
+
+
+# --- 6. names the server uses ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["START", "END", "READY", "CORRID", "rnnx_state_0_in"])
+@pytest.mark.parametrize("flavour", ["python", "onnxruntime"])
+def test_io_names_that_collide_with_tritons_are_refused(export_copy, tmp_path, name, flavour):
+    pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    _rename_tensor(export_copy, "input" if name != "END" else "h0", name)
+    result = run("triton", export_copy, "-o", tmp_path / "repo", "--flavour", flavour)
+    assert_clean_error(result, repr(name), "Triton's sequence batcher", out_dir=tmp_path / "repo")
