@@ -303,3 +303,123 @@ def test_io_names_that_collide_with_tritons_are_refused(export_copy, tmp_path, n
     _rename_tensor(export_copy, "input" if name != "END" else "h0", name)
     result = run("triton", export_copy, "-o", tmp_path / "repo", "--flavour", flavour)
     assert_clean_error(result, repr(name), "Triton's sequence batcher", out_dir=tmp_path / "repo")
+
+
+# --- 4. dtypes, dims and array headers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda t: t.update(dtype="complex1024"), "has dtype 'complex1024', not one of"),
+        (lambda t: t.update(dtype="object"), "has dtype 'object'"),
+        (lambda t: t["dims"].__setitem__(2, 2**40), "larger than 2147483647"),
+        (lambda t: t.update(high="a lot"), "'high'"),
+    ],
+)
+@pytest.mark.parametrize("command", ["verify", "run", "bench"])
+def test_signature_values_are_bounded(export_copy, tmp_path, edit, needle, command) -> None:
+    _edit_manifest(export_copy, lambda m: edit(m["signature"]["inputs"][0]))
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 3), np.float32))
+    args = {"verify": (), "bench": ("--repeats", "1", "--time", "2"),
+            "run": ("--input", tmp_path / "x.npy", "-o", tmp_path / "y.npz")}[command]  # fmt: skip
+    result = run(command, export_copy, *args)
+    assert result.exit_code == 1, result.output
+    assert needle in result.stderr.strip().splitlines()[-1]
+
+
+def test_huge_fixed_dims_are_refused_before_allocating(export_copy) -> None:
+    # each dim within bounds, the product far beyond any allocation
+    _edit_manifest(export_copy, lambda m: m["signature"]["inputs"][1].update(
+        dims=[2**30, "batch", 2**30]))  # fmt: skip
+    with pytest.raises(RnnxError, match="more than rnnx allocates"):
+        rnnx.load(export_copy).stream(1)
+    assert_clean_error(run("verify", export_copy), "more than rnnx allocates")
+
+
+def _npy(header: str, data: bytes = b"", version: bytes = b"\x01\x00") -> bytes:
+    text = header.encode("latin1")
+    text += b" " * ((64 - (10 + len(text) + 1) % 64) % 64) + b"\n"
+    return b"\x93NUMPY" + version + len(text).to_bytes(2, "little") + text + data
+
+
+HOSTILE_NPY = {
+    "huge shape": ("{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100000), }",
+                   "bytes of data follow"),
+    "huge 1-d": ("{'descr': '<f4', 'fortran_order': False, 'shape': (10000000000,), }",
+                 "bytes of data follow"),
+    "extra key": ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}",
+                  "not a readable"),
+    "descr in a string": ("{'note': \"'descr': '<f4'\", 'descr': '<i8', 'fortran_order': False, "
+                          "'shape': (2,), }", "not a readable"),
+    "shape is an int": ("{'descr': '<f4', 'fortran_order': False, 'shape': 5, }",
+                        "not a readable"),
+    "object dtype": ("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", "not a readable"),
+    "not a dict": ("[1, 2]", "not a readable"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", HOSTILE_NPY)
+def test_hostile_npy_headers(lstm_export, tmp_path, case) -> None:
+    header, needle = HOSTILE_NPY[case]
+    path = tmp_path / "x.npy"
+    path.write_bytes(_npy(header, b"\0" * 16))
+    result = run("run", lstm_export, "--input", path, "-o", tmp_path / "y.npz")
+    assert_clean_error(result, "x.npy", needle)
+    assert not (tmp_path / "y.npz").exists()
+
+
+def test_hostile_npz_members_and_stream_restore(lstm_export, tmp_path) -> None:
+    import zipfile
+
+    archive = tmp_path / "state.npz"
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 100000, 100000), }"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("h0.npy", _npy(header, b"\0" * 64))
+    stream = rnnx.load(lstm_export).stream(1)
+    with pytest.raises(RnnxError, match="cannot read stream state .*bytes of data follow"):
+        stream.restore(archive)
+    result = run("run", lstm_export, "--input", archive, "-o", tmp_path / "y.npz")
+    assert_clean_error(result, "h0.npy", "bytes of data follow")
+
+
+def test_arrays_numpy_reads_still_read(lstm_export, tmp_path) -> None:
+    """Fortran order, version 2.0 headers, compressed archives: what numpy reads, rnnx reads."""
+    from rnnx.core.arrays import read_array_file
+
+    x = np.random.default_rng(0).standard_normal((5, 1, 3)).astype(np.float32)
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    np.testing.assert_array_equal(read_array_file(tmp_path / "f.npy"), x)
+    with open(tmp_path / "v2.npy", "wb") as file:
+        np.lib.format.write_array(file, x, version=(2, 0))
+    np.testing.assert_array_equal(read_array_file(tmp_path / "v2.npy"), x)
+    np.savez_compressed(tmp_path / "c.npz", input=x)
+    np.testing.assert_array_equal(read_array_file(tmp_path / "c.npz")["input"], x)
+    stream = rnnx.load(lstm_export).stream(1)
+    stream.step(x)
+    stream.save(tmp_path / "s.npz")
+    again = rnnx.load(lstm_export).stream(1)
+    again.restore(tmp_path / "s.npz")
+    np.testing.assert_array_equal(again.state["h0"], stream.state["h0"])
+
+
+def test_output_names_never_become_paths(export_copy, tmp_path) -> None:
+    """An output named '../x' in the signature becomes an escaped zip member, never a path."""
+    import zipfile
+
+    import onnx
+
+    model = onnx.load(export_copy / "model.onnx")
+    for value in model.graph.output:
+        if value.name == "output":
+            value.name = "../x"
+    for node in model.graph.node:
+        node.output[:] = ["../x" if o == "output" else o for o in node.output]
+    onnx.save(model, export_copy / "model.onnx")
+    _rename_tensor(export_copy, "output", "../x")
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 3), np.float32))
+    result = run("run", export_copy, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npz")
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(tmp_path / "y.npz") as archive:
+        members = archive.namelist()
+    assert "%2E.%2Fx.npy" in members and not any(".." in m.split("/") for m in members)
