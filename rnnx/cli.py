@@ -17,6 +17,7 @@ import click
 from rnnx.benchmark import BenchOptions, targets
 from rnnx.compare import VerifyOptions
 from rnnx.core.errors import RnnxError, first_line
+from rnnx.core.text import terminal_safe
 from rnnx.core.version import __version__
 from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
 from rnnx.formats import FORMATS, PYTHON_RUNTIMES, format_choices
@@ -50,8 +51,8 @@ class _Group(click.Group):
         warnings.showwarning = show  # rnnx's own warnings as one line; library noise stays out
         try:
             return super().invoke(ctx)
-        except RnnxError as error:
-            click.echo(f"rnnx: error: {error}", err=True)
+        except RnnxError as error:  # names from an artifact may hold escape sequences
+            click.echo(f"rnnx: error: {terminal_safe(error, 2000)}", err=True)
             sys.exit(1)
         except click.UsageError as error:
             error.exit_code = 1  # a bad option is the user's to fix; exit code 2 means a bug

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import rnnx
@@ -423,3 +425,108 @@ def test_output_names_never_become_paths(export_copy, tmp_path) -> None:
     with zipfile.ZipFile(tmp_path / "y.npz") as archive:
         members = archive.namelist()
     assert "%2E.%2Fx.npy" in members and not any(".." in m.split("/") for m in members)
+
+
+# --- 7. output that talks to the terminal ---------------------------------------------------
+
+
+def _hostile_onnx(path: Path, text: str, big: int = 0) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info(f"x{text}", TensorProto.FLOAT, [f"N{text}", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [f"N{text}", 3])
+    graph = helper.make_graph([helper.make_node("Relu", [f"x{text}"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, producer_name=text,
+                              opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
+    model.producer_version = text
+    signature = {"inputs": [{"name": f"in{text}", "dims": ["time", "batch", 3]}],
+                 "outputs": [{"name": text or "o", "dims": ["time", "batch", 3]}]}  # fmt: skip
+    props = {f"key{text}": text + "v" * big, "rnnx.schema": "1",
+             "rnnx.signature": json.dumps(signature), "rnnx.version": text}  # fmt: skip
+    helper.set_model_props(model, props)
+    onnx.save(model, path)
+
+
+def _assert_terminal_safe(output: str, longest: int) -> None:
+    import unicodedata
+
+    for line in output.splitlines():
+        assert len(line) <= longest, line[:80]
+        hidden = [c for c in line if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")]
+        assert not hidden, (hidden, line[:200])
+
+
+def test_inspect_escapes_and_cuts(tmp_path) -> None:
+    osc = "\x1b]0;owned\x07\x1b[2J\u202e\r\x00"
+    _hostile_onnx(tmp_path / "m.onnx", osc, big=1 << 20)
+    result = run("inspect", tmp_path / "m.onnx")
+    assert result.exit_code == 0, result.output
+    _assert_terminal_safe(result.stdout, 2000)
+    assert "\\x1b]0;owned\\x07" in result.stdout  # shown, escaped
+    document = run("inspect", tmp_path / "m.onnx", "--json")
+    assert document.exit_code == 0 and len(document.stdout) < 100_000
+    _assert_terminal_safe(document.stdout, 10_000)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(text=st.text(max_size=30))
+def test_fuzz_inspect_on_hostile_onnx(tmp_path, text) -> None:
+    path = tmp_path / "fuzz.onnx"
+    _hostile_onnx(path, text, big=3000)
+    for args in ((), ("--json",)):
+        result = run("inspect", path, *args)
+        assert result.exit_code in (0, 1), result.output  # never an internal error
+        _assert_terminal_safe(result.stdout + result.stderr, 10_000)
+
+
+def test_error_lines_are_escaped(export_copy, tmp_path) -> None:
+    _rename_tensor(export_copy, "input", "in\x1b]0;owned\x07")
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 3), np.float64))
+    result = run("run", export_copy, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npz")
+    assert result.exit_code == 1 and "\x1b" not in result.stderr and "\\x1b" in result.stderr
+
+
+# --- fuzz: tune records and triton names ----------------------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),  # fmt: skip
+    max_leaves=6,
+)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(edits=st.dictionaries(st.sampled_from(["batch", "time", "threads", "runtime", "options",
+                                               "target"]), _JSON, max_size=3))  # fmt: skip
+def test_fuzz_tune_records(lstm_export, edits) -> None:
+    """Whatever a tuned record holds, "auto" opens a runtime with bounded threads or refuses in
+    one line; never another exception."""
+    import rnnx.formats as formats
+
+    record = {"batch": 1, "time": 2, "threads": 1, "target": "onnxruntime",
+              "runtime": "onnxruntime", "options": {}, **edits}  # fmt: skip
+    try:
+        runtime, options, threads, batch, time = formats._tuned_record(record, lstm_export)
+    except RnnxError as error:
+        assert "\n" not in str(error) and len(str(error)) < 400
+        return
+    assert type(threads) is int and 1 <= threads <= MAX_THREADS
+    assert runtime in formats.PYTHON_RUNTIMES and set(options) <= {"format", "precision"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.text(max_size=12))
+def test_fuzz_triton_names(name) -> None:
+    """A model name is one plain directory name, or refused in one line."""
+    try:
+        checked = check_directory_name(name, "--name")
+    except RnnxError as error:
+        assert "--name" in str(error) and "\n" not in str(error)
+        return
+    assert checked == name and Path(name).name == name and name not in (".", "..")
+    assert not name.startswith(".") and "/" not in name and "\\" not in name
