@@ -203,6 +203,29 @@ def test_copy_export_refuses_links_out_at_any_depth(tmp_path) -> None:
         copy_export(source, tmp_path / "copy4")
 
 
+@pytest.mark.parametrize("target", ["/dev/zero", "outside.json"])
+def test_manifest_link_out_of_the_export_is_refused(export_copy, tmp_path, target) -> None:
+    manifest = export_copy / "rnnx.json"
+    if target == "outside.json":
+        (tmp_path / target).write_bytes(manifest.read_bytes())
+        target = str(tmp_path / target)
+    manifest.unlink()
+    manifest.symlink_to(target)
+    assert_clean_error(run("verify", export_copy), "outside the export directory")
+    assert_clean_error(run("inspect", export_copy), "outside the export directory")
+
+
+def test_manifest_must_be_a_small_regular_file(export_copy) -> None:
+    manifest = export_copy / "rnnx.json"
+    manifest.unlink()
+    os.mkfifo(manifest)
+    assert_clean_error(run("verify", export_copy), "not a regular file")
+    manifest.unlink()
+    with open(manifest, "wb") as file:
+        file.truncate((64 << 20) + 1)  # sparse: no disk used
+    assert_clean_error(run("verify", export_copy), "larger than")
+
+
 @pytest.mark.parametrize("name", ["../x", "/etc/passwd", ".", "..", "a/b", "%2F", "", "h\x1b]0;"])
 def test_tensor_names_as_file_names_are_escaped(name) -> None:
     encoded = file_name(name)

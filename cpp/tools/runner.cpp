@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -140,6 +141,25 @@ bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOption
   return true;
 }
 
+// Whether `path` is `root` or below it (both canonical: no '..', no symlinks).
+bool is_within(const fs::path& path, const fs::path& root) {
+  auto mismatch = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
+  return mismatch.first == root.end();
+}
+
+// `path` resolved (symlinks included) must stay inside `directory` (rnnx.core.paths.inside).
+void check_inside(const fs::path& path, const std::string& directory) {
+  std::error_code failed;
+  const fs::path real = fs::canonical(path, failed);
+  const fs::path root = fs::canonical(directory, failed);
+  if (failed || !is_within(real, root)) {
+    throw Error("'" + path.string() + "' points outside the export directory '" + directory + "'");
+  }
+}
+
+// As rnnx.core.manifest: a manifest is a few kB.
+constexpr std::uintmax_t kMaxManifestBytes = 64 << 20;
+
 // The export directory's manifest, rnnx.json: {"schema": 1, "artifacts": {"onnx": "model.onnx",
 // ...}, ...}, its schema checked.
 struct Manifest {
@@ -151,6 +171,17 @@ struct Manifest {
 Manifest read_manifest(const std::string& directory) {
   const fs::path manifest_path = fs::path(directory) / "rnnx.json";
   const std::string manifest_name = manifest_path.string();
+  std::error_code ignored;
+  if (fs::exists(fs::symlink_status(manifest_path, ignored))) {
+    check_inside(manifest_path, directory);  // a link to /dev/zero is no manifest
+    if (!fs::is_regular_file(manifest_path, ignored)) {
+      throw Error("'" + manifest_name + "' is not a regular file");
+    }
+    if (fs::file_size(manifest_path, ignored) > kMaxManifestBytes) {
+      throw Error("'" + manifest_name + "' is larger than " + std::to_string(kMaxManifestBytes) +
+                  " bytes");
+    }
+  }
   std::ifstream file(manifest_path, std::ios::binary);
   if (!file) {
     throw Error("export directory '" + directory +
@@ -175,12 +206,6 @@ Manifest read_manifest(const std::string& directory) {
                 "); this runner supports schema " + std::to_string(kMetadataSchema));
   }
   return {directory, manifest_name, manifest};
-}
-
-// Whether `path` is `root` or below it (both canonical: no '..', no symlinks).
-bool is_within(const fs::path& path, const fs::path& root) {
-  auto mismatch = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
-  return mismatch.first == root.end();
 }
 
 // A tensor name as one file name (rnnx.core.paths.file_name): [A-Za-z0-9_.-] kept, every other
@@ -236,13 +261,7 @@ std::string artifact_path(const Manifest& m, const std::string& format) {
     throw Error("export directory '" + directory + "' lists " + format + " artifact '" +
                 relative.string() + "' but it is missing");
   }
-  // Resolved, symlinks included, it must still be inside the directory (rnnx.core.paths.inside)
-  std::error_code failed;
-  const fs::path real = fs::canonical(path, failed);
-  const fs::path root = fs::canonical(directory, failed);
-  if (failed || !is_within(real, root)) {
-    throw Error("'" + path.string() + "' points outside the export directory '" + directory + "'");
-  }
+  check_inside(path, directory);  // resolved, symlinks included, it stays inside
   return path.string();
 }
 

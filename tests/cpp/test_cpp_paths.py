@@ -89,6 +89,17 @@ def test_runner_refuses_dotdot_and_absolute_artifacts(runners, lstm, tmp_path, x
         shutil.rmtree(copy)
 
 
+@pytest.mark.parametrize("target", ["/dev/zero", "outside.json"])
+def test_runner_refuses_a_manifest_link_out_of_the_export(runners, lstm, tmp_path, x, target):  # noqa: F811
+    copy = _copy(lstm, tmp_path)
+    if target == "outside.json":
+        (tmp_path / target).write_bytes((copy / "rnnx.json").read_bytes())
+        target = str(tmp_path / target)
+    (copy / "rnnx.json").unlink()
+    (copy / "rnnx.json").symlink_to(target)
+    assert_one_line_error(cpp(runners["onnxruntime"], copy, x), "outside the export directory")
+
+
 # --- names from artifacts are never path components -----------------------------------------
 
 
