@@ -22,6 +22,7 @@ __all__ = [
     "ExportOptions",
     "VerifyOptions",
     "BenchOptions",
+    "LoadOptions",
     "RnnxError",
 ]
 
@@ -35,6 +36,7 @@ _LAZY = {
     "BenchOptions": ("rnnx.benchmark", "BenchOptions"),
     "LayerSpec": ("rnnx.core.spec", "LayerSpec"),
     "ModelIO": ("rnnx.exporter.model_io", "ModelIO"),
+    "LoadOptions": ("rnnx.exporter.checkpoint", "LoadOptions"),
     "RnnxError": ("rnnx.core.errors", "RnnxError"),
 }
 

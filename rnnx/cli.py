@@ -17,6 +17,7 @@ import click
 from rnnx.benchmark import BenchOptions, targets
 from rnnx.compare import VerifyOptions
 from rnnx.core.errors import RnnxError, first_line
+from rnnx.core.text import terminal_safe
 from rnnx.core.version import __version__
 from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
 from rnnx.formats import FORMATS, PYTHON_RUNTIMES, format_choices
@@ -50,8 +51,8 @@ class _Group(click.Group):
         warnings.showwarning = show  # rnnx's own warnings as one line; library noise stays out
         try:
             return super().invoke(ctx)
-        except RnnxError as error:
-            click.echo(f"rnnx: error: {error}", err=True)
+        except RnnxError as error:  # names from an artifact may hold escape sequences
+            click.echo(f"rnnx: error: {terminal_safe(error, 2000)}", err=True)
             sys.exit(1)
         except click.UsageError as error:
             error.exit_code = 1  # a bad option is the user's to fix; exit code 2 means a bug
@@ -678,13 +679,19 @@ def _serving_options(command: Any) -> Any:
     "implicit state.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing repository.")
+@click.option(
+    "--trust-checkpoint", is_flag=True,
+    help="Let the server open a runtime that runs code from the export (aoti: a compiled pt2).",
+)  # fmt: skip
 @_serving_options
 def triton(
-    export_dir: Path, repository: Path, flavour: str, force: bool, options: dict[str, Any]
-) -> None:
+    export_dir: Path, repository: Path, flavour: str, force: bool, trust_checkpoint: bool,
+    options: dict[str, Any],
+) -> None:  # fmt: skip
     """Write EXPORT_DIR as a Triton Inference Server model repository (sequence batching)."""
     from rnnx.serving.triton import write_repository
 
+    options = {**options, "trust_checkpoint": trust_checkpoint}
     model = write_repository(
         export_dir, repository, TritonOptions(flavour=flavour, force=force, **options)
     )
@@ -695,11 +702,19 @@ def triton(
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.option("--http-port", type=int, default=8000, show_default=True)
 @click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option(
+    "--trust-checkpoint", is_flag=True,
+    help="Let the server open a runtime that runs code from the export (aoti: a compiled pt2).",
+)  # fmt: skip
 @_serving_options
-def serve(export_dir: Path, http_port: int, grpc_port: int, options: dict[str, Any]) -> None:
+def serve(
+    export_dir: Path, http_port: int, grpc_port: int, trust_checkpoint: bool,
+    options: dict[str, Any],
+) -> None:  # fmt: skip
     """Serve EXPORT_DIR on a local Triton Inference Server until Ctrl-C (rnnx[serve] extra)."""
     from rnnx.serving.server import serve as run_server
 
+    options = {**options, "trust_checkpoint": trust_checkpoint}
     run_server(export_dir, TritonOptions(**options), http_port, grpc_port, announce=click.echo)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnx.core.errors import RnnxError, RnnxWarning, UntrustedCodeError
+from rnnx.core.limits import MAX_DIM, check_threads, is_count, shown
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.runtimes.base import Session
 
@@ -194,6 +195,7 @@ RUNTIMES: dict[str, Runtime] = {
             modules=("torch",),  # libtorch's AOTIModelPackageLoader, from the torch wheel
             runner="rnnx-aoti-run",
             devices="cpu",
+            runs_code=True,  # the runner loads the package's shared library into its process
         ),
     )
 }
@@ -282,9 +284,11 @@ def load(
     provider_options).
     """
     if runtime == "auto":
-        return _load_tuned(export_dir, provider, allow_fallback, reference, options)
+        return _load_tuned(export_dir, provider, allow_fallback, reference, trust, options)
     entry = get_runtime(runtime)
     check_code_trust(entry, export_dir, trust)
+    if threads is not None:
+        check_threads(threads, "threads")
     if entry.opener is None:
         raise RnnxError(f"{runtime} is a C++ runner: run {entry.runner} (see rnnx cpp build)")
     manifest = read_manifest(export_dir)
@@ -356,7 +360,7 @@ def check_code_trust(runtime: Runtime, export_dir: Any, trust: Any) -> None:
 
 def _load_tuned(
     export_dir: str | os.PathLike, provider: str, allow_fallback: bool, reference: Any,
-    options: dict[str, Any],
+    trust: Any, options: dict[str, Any],
 ) -> Session:  # fmt: skip
     """The runtime `rnnx tune` found fastest (and verified) for the batch asked for (the nearest
     batch tuned, the longest time among those)."""
@@ -367,23 +371,30 @@ def _load_tuned(
     records = [_tuned_record(r, export_dir) for r in tuned]
     runtime, chosen, threads = min(records, key=lambda r: (abs(r[3] - batch), -r[4]))[:3]
     return load(export_dir, runtime, provider=provider, allow_fallback=allow_fallback,
-                threads=threads, reference=reference, **chosen, **options)  # fmt: skip
+                threads=threads, reference=reference, trust=trust, **chosen,
+                **options)  # fmt: skip
 
 
 def _tuned_record(record: Mapping[str, Any], export_dir: Any) -> tuple:
     """(runtime, options, threads, batch, time) of a `tuned` record, checked: a manifest is
-    input, so it may only pick among runtimes, formats and precisions, nothing else."""
+    input, so it may only pick among runtimes, formats and precisions, nothing else, and its
+    numbers are bounded before they reach a runtime (one line naming the field)."""
+    where = f"'{export_dir}': a 'tuned' record's"
     runtime, options = record.get("runtime"), record.get("options") or {}
-    numbers = [record.get(k) for k in ("threads", "batch", "time")]
-    valid = (
-        runtime in PYTHON_RUNTIMES and runtime != "eager"
-        and isinstance(options, Mapping) and set(options) <= {"format", "precision"}
-        and all(isinstance(v, str) for v in options.values())
-        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in numbers)
-    )  # fmt: skip
-    if not valid:
-        raise RnnxError(f"'{export_dir}': a 'tuned' record of its manifest is malformed: re-tune")
-    return (runtime, dict(options), *numbers)
+    if runtime not in PYTHON_RUNTIMES or runtime == "eager":
+        raise RnnxError(f"{where} 'runtime' {shown(runtime)} is not a runtime rnnx.load opens: "
+                        "re-tune")  # fmt: skip
+    if not (isinstance(options, Mapping) and set(options) <= {"format", "precision"}
+            and all(isinstance(v, str) for v in options.values())):  # fmt: skip
+        raise RnnxError(f"{where} 'options' may only name a format and a precision: re-tune")
+    check_threads(record.get("threads"), f"{where} 'threads'")
+    for key in ("batch", "time"):
+        if not is_count(record.get(key), MAX_DIM):
+            raise RnnxError(
+                f"{where} {key!r} must be an integer from 1 to {MAX_DIM}, "
+                f"got {shown(record.get(key))}: re-tune"
+            )
+    return (runtime, dict(options), *(record[k] for k in ("threads", "batch", "time")))
 
 
 def artifact_path(

@@ -23,6 +23,7 @@ from rnnx.core.machine import this_machine
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest
 from rnnx.core.metadata import PREFIX, TORCHSCRIPT_FILE, ArtifactMetadata, parse_metadata
 from rnnx.core.signature import Signature
+from rnnx.core.text import cut_strings, terminal_safe
 from rnnx.formats import FORMATS, runtimes_for
 
 # A symbolic dim that is an expression over named axes ("time*batch") rather than an axis.
@@ -55,9 +56,11 @@ class Inspection:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["class"] = data.pop("class_path")
-        return {key: data[key] for key in _KEYS}
+        # values from the file are cut (json.dumps escapes the control characters)
+        return cut_strings({key: data[key] for key in _KEYS}, JSON_LIMIT)
 
 
+JSON_LIMIT = 4096  # characters of one string value in `rnnx inspect --json`
 _KEYS = (
     "path", "reader", "size", "schema", "rnnx_version", "torch_version", "model", "class",
     "layer", "spec", "stateless", "opset", "signature", "artifacts", "verification", "graph",
@@ -395,7 +398,8 @@ READERS: dict[str, Reader] = {
 def format_text(inspection: Inspection) -> str:
     """Aligned plain-text tables, one section per thing known."""
     i = inspection
-    lines = [f"{i.path}: {READERS[i.reader].label if i.reader in READERS else i.reader}"]
+    label = READERS[i.reader].label if i.reader in READERS else i.reader
+    lines = [terminal_safe(f"{i.path}: {label}", None)]
     facts = [
         ("size", f"{i.size} bytes" if i.size is not None else None),
         ("schema", i.schema),
@@ -426,8 +430,9 @@ def format_text(inspection: Inspection) -> str:
     if i.graph is not None:
         lines += _graph_text(i.graph)
     if i.notes:
-        lines += ["", "notes"] + [f"  {note}" for note in i.notes]
-    return "\n".join(lines)
+        lines += ["", "notes"] + [f"  {terminal_safe(note, 500)}" for note in i.notes]
+    # the cells were escaped and cut; a last pass leaves no control character in any line
+    return "\n".join(terminal_safe(line, None) for line in lines)
 
 
 def _signature_text(signature: Mapping[str, Any]) -> list[str]:
@@ -525,13 +530,14 @@ def _yes_no(value: bool | None) -> str | None:
 
 def _pairs(pairs: Sequence[tuple[str, Any]]) -> list[str]:
     width = max((len(k) for k, _ in pairs), default=0)
-    return [f"  {k:<{width}}  {v}" for k, v in pairs]
+    return [f"  {k:<{width}}  {terminal_safe(v)}" for k, v in pairs]
 
 
 def _table(
     header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()
 ) -> list[str]:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    # every cell may come from the file: escaped and cut before it reaches the terminal
+    cells = [[str(c) for c in header]] + [[terminal_safe(c) for c in row] for row in rows]
     widths = [max(len(row[c]) for row in cells) for c in range(len(header))]
 
     def line(row: Sequence[str]) -> str:

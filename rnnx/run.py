@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import InputError, RnnxError, first_line
+from rnnx.core.arrays import read_array_file
+from rnnx.core.arrays import write_npz as write_arrays
+from rnnx.core.errors import InputError, RnnxError
 from rnnx.formats import load
 from rnnx.runtimes import Session
-from rnnx.runtimes.streaming import UNREADABLE, run_in_chunks
+from rnnx.runtimes.streaming import run_in_chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,20 +56,13 @@ def read_arrays(path: str | os.PathLike, session: Session) -> dict[str, np.ndarr
     path = Path(path)
     if not path.is_file():
         raise RnnxError(f"input file '{path}' not found")
-    try:
-        if path.suffix == ".npz":
-            archive = np.load(path, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with archive:
-                return {k: archive[k] for k in archive.files}
-        array = np.load(path, allow_pickle=False)
-        if not isinstance(array, np.ndarray):
-            raise ValueError("an .npz archive: name it .npz")
-    except UNREADABLE as error:
-        raise RnnxError(
-            f"'{path}' is not a readable .npy/.npz file: {first_line(error, 200)}"
-        ) from error
+    array = read_array_file(path)  # headers checked as numpy does, sizes against the file
+    if isinstance(array, dict):
+        if path.suffix != ".npz":
+            raise RnnxError(f"'{path}' is not a readable .npy file: an .npz archive: name it .npz")
+        return array
+    if path.suffix == ".npz":
+        raise RnnxError(f"'{path}' is not a readable .npz file: not an .npz archive")
     data = session.signature.data_inputs
     if len(data) != 1:
         names = ", ".join(t.name for t in data)
@@ -76,16 +71,10 @@ def read_arrays(path: str | os.PathLike, session: Session) -> dict[str, np.ndarr
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Through a temporary file and a rename: never a half-written output."""
+    """Through a temporary file and a rename: never a half-written output. Output names come
+    from the artifact, so they are escaped where they become zip member names."""
     if not path.parent.is_dir():
         raise RnnxError(f"output directory '{path.parent}' does not exist")
     if path.is_dir():
         raise RnnxError(f"output '{path}' is a directory; name an .npz file")
-    temporary = path.with_name(f".{path.name}.tmp.npz")
-    try:
-        np.savez(temporary, **arrays)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise RnnxError(f"cannot write '{path}': {error.strerror or error}") from error
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_arrays(path, arrays)

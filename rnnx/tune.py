@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rnnx.benchmark import BenchOptions, BenchRow, Target, available_targets, bench
+from rnnx.benchmark import BenchOptions, BenchRow, Target, available_targets, bench, check_counts
 from rnnx.compare import VerifyOptions
 from rnnx.core.errors import RnnxError
 from rnnx.core.manifest import MANIFEST, read_manifest, write_json
@@ -29,6 +29,10 @@ class TuneOptions:
     repeats: int = 20
     verify_options: VerifyOptions = VerifyOptions()
     trust: Any = None  # LoadOptions (--model, --trust-checkpoint) for the eager reference
+
+    def __post_init__(self) -> None:
+        check_counts({"--repeats": self.repeats, "--batch": self.batches, "--time": self.times},
+                     threads=self.threads)  # fmt: skip
 
 
 @dataclasses.dataclass

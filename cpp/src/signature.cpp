@@ -12,6 +12,12 @@ namespace {
 
 using nlohmann::json;
 
+// The contract's bounds, as rnnx/core/signature.py has them: a fixed dim fits in int32 (as ONNX
+// runtimes index), and a dtype is one of the numpy names the runtimes handle.
+constexpr int64_t kMaxDim = 2147483647;
+const std::set<std::string> kDtypes = {"float32", "float16", "float64", "int64", "int32",
+                                       "int16",   "int8",    "uint8",   "bool"};
+
 [[noreturn]] void fail(const std::string& source, const std::string& message) {
   throw Error("'" + source + "': " + message);
 }
@@ -39,10 +45,12 @@ Dim parse_dim(const json& value, const std::string& where, size_t index,
   Dim dim;
   if (value.is_number_unsigned() || (value.is_number_integer() && value.get<int64_t>() >= 0)) {
     const auto size = value.get<uint64_t>();
-    if (size <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    if (size <= static_cast<uint64_t>(kMaxDim)) {
       dim.size = static_cast<int64_t>(size);
       return dim;
     }
+    fail(source, "rnnx.signature gives " + where + " dim " + std::to_string(index) + " = " +
+                     value.dump() + ", larger than " + std::to_string(kMaxDim));
   } else if (value.is_string() && !value.get<std::string>().empty()) {
     const std::string& name = value.get_ref<const std::string&>();
     if (name == "batch") {
@@ -93,6 +101,11 @@ std::vector<TensorSpec> parse_tensors(const json& signature, const char* key,
                          " has a dtype that is not a string: " + item["dtype"].dump());
       }
       spec.dtype = item["dtype"].get<std::string>();
+      if (kDtypes.count(spec.dtype) == 0) {
+        fail(source, "rnnx.signature " + tensor + " has dtype " + item["dtype"].dump() +
+                         ", not one of float32, float16, float64, int64, int32, int16, int8, "
+                         "uint8, bool");
+      }
     }
     tensors.push_back(std::move(spec));
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <sstream>
 
 #include "rnnx/error.h"
@@ -28,8 +29,13 @@ void Tensor::reshape(const Shape& new_shape) {
 
 int64_t element_count(const Shape& shape) {
   int64_t count = 1;
-  for (int64_t size : shape)
+  for (int64_t size : shape) {
+    if (size < 0) throw Error("shape " + to_string(shape) + " has a negative size");
+    if (size != 0 && count > std::numeric_limits<int64_t>::max() / size) {
+      throw Error("shape " + to_string(shape) + " has more elements than an int64 counts");
+    }
     count *= size;
+  }
   return count;
 }
 

@@ -5,6 +5,8 @@
 //    "outputs": [...], "state_pairs": [["h_n", "h0"]], "streamable": true}}
 // or one "error: ..." line on stderr and exit status 1. The tests hold it against the Python
 // reader on shared fixture files, so the two readers of the contract cannot drift apart.
+// rnnx-metadata-check --npy FILE.npy: reads the file with the runners' .npy reader and prints
+// {"shape": [...], "sum": ...}, so the tests hold that reader against numpy's too.
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -13,6 +15,7 @@
 #include <string>
 
 #include "rnnx/error.h"
+#include "rnnx/npy.h"
 #include "rnnx/signature.h"
 
 namespace {
@@ -79,10 +82,24 @@ std::string one_line(std::string message) {
 int main(int argc, char** argv) {
   const std::string arg = argc == 2 ? argv[1] : "";
   if (arg == "-h" || arg == "--help") {
-    std::cout << "usage: rnnx-metadata-check FILE.json\n"
+    std::cout << "usage: rnnx-metadata-check FILE.json | --npy FILE.npy\n"
                  "Parse a JSON object of rnnx metadata (metadata_props: key -> string) and print "
-                 "the signature as one line of canonical JSON.\n";
+                 "the signature as one line of canonical JSON; or read a float32 .npy file and "
+                 "print its shape.\n";
     return 0;
+  }
+  if (argc == 3 && std::string(argv[1]) == "--npy") {
+    try {
+      const rnnx::Tensor tensor = rnnx::read_npy(argv[2]);
+      double sum = 0;
+      for (float value : tensor.data)
+        sum += value;
+      std::cout << json{{"shape", tensor.shape}, {"sum", sum}}.dump() << "\n";
+      return 0;
+    } catch (const std::exception& error) {
+      std::cerr << "error: " << one_line(error.what()) << "\n";
+      return 1;
+    }
   }
   if (argc != 2) {
     std::cerr << "error: expected one argument, FILE.json (see rnnx-metadata-check --help)\n";

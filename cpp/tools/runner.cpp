@@ -1,14 +1,18 @@
 #include "runner.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "rnnx/error.h"
 #include "rnnx/latency.h"
@@ -57,7 +61,11 @@ struct UsageError : Error {
   using Error::Error;
 };
 
-int64_t parse_count(const std::string& option, const std::string& value, int64_t minimum) {
+// As rnnx/core/limits.py: more threads than this is a typo or a hostile manifest.
+constexpr int64_t kMaxThreads = 1024;
+
+int64_t parse_count(const std::string& option, const std::string& value, int64_t minimum,
+                    int64_t maximum = std::numeric_limits<int>::max()) {
   size_t used = 0;
   long long number = 0;
   try {
@@ -65,9 +73,9 @@ int64_t parse_count(const std::string& option, const std::string& value, int64_t
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used == 0 || used != value.size() || number < minimum) {
-    throw UsageError(option + " expects an integer of at least " + std::to_string(minimum) +
-                     ", got '" + value + "'");
+  if (used == 0 || used != value.size() || number < minimum || number > maximum) {
+    throw UsageError(option + " expects an integer from " + std::to_string(minimum) + " to " +
+                     std::to_string(maximum) + ", got '" + value + "'");
   }
   return number;
 }
@@ -116,7 +124,7 @@ bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOption
     } else if (arg == "--warmup") {
       options.warmup = static_cast<int>(parse_count(arg, value, 0));
     } else if (arg == "--threads") {
-      options.threads = static_cast<int>(parse_count(arg, value, 1));
+      options.threads = static_cast<int>(parse_count(arg, value, 1, kMaxThreads));
     } else if (arg == "--device" && backend.torch_options) {
       options.device = value;
     } else {
@@ -140,6 +148,25 @@ bool parse_arguments(int argc, char** argv, const Backend& backend, RunnerOption
   return true;
 }
 
+// Whether `path` is `root` or below it (both canonical: no '..', no symlinks).
+bool is_within(const fs::path& path, const fs::path& root) {
+  auto mismatch = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
+  return mismatch.first == root.end();
+}
+
+// `path` resolved (symlinks included) must stay inside `directory` (rnnx.core.paths.inside).
+void check_inside(const fs::path& path, const std::string& directory) {
+  std::error_code failed;
+  const fs::path real = fs::canonical(path, failed);
+  const fs::path root = fs::canonical(directory, failed);
+  if (failed || !is_within(real, root)) {
+    throw Error("'" + path.string() + "' points outside the export directory '" + directory + "'");
+  }
+}
+
+// As rnnx.core.manifest: a manifest is a few kB.
+constexpr std::uintmax_t kMaxManifestBytes = 64 << 20;
+
 // The export directory's manifest, rnnx.json: {"schema": 1, "artifacts": {"onnx": "model.onnx",
 // ...}, ...}, its schema checked.
 struct Manifest {
@@ -151,6 +178,17 @@ struct Manifest {
 Manifest read_manifest(const std::string& directory) {
   const fs::path manifest_path = fs::path(directory) / "rnnx.json";
   const std::string manifest_name = manifest_path.string();
+  std::error_code ignored;
+  if (fs::exists(fs::symlink_status(manifest_path, ignored))) {
+    check_inside(manifest_path, directory);  // a link to /dev/zero is no manifest
+    if (!fs::is_regular_file(manifest_path, ignored)) {
+      throw Error("'" + manifest_name + "' is not a regular file");
+    }
+    if (fs::file_size(manifest_path, ignored) > kMaxManifestBytes) {
+      throw Error("'" + manifest_name + "' is larger than " + std::to_string(kMaxManifestBytes) +
+                  " bytes");
+    }
+  }
   std::ifstream file(manifest_path, std::ios::binary);
   if (!file) {
     throw Error("export directory '" + directory +
@@ -175,6 +213,24 @@ Manifest read_manifest(const std::string& directory) {
                 "); this runner supports schema " + std::to_string(kMetadataSchema));
   }
   return {directory, manifest_name, manifest};
+}
+
+// A tensor name as one file name (rnnx.core.paths.file_name): [A-Za-z0-9_.-] kept, every other
+// byte as %XX and a leading '.' as %2E, so a name from an artifact ("../x", "/etc/passwd", "..")
+// never becomes a path component; the empty name is "%".
+std::string file_name(const std::string& name) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string encoded;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(name[i]);
+    const bool plain = std::isalnum(byte) || byte == '_' || byte == '-' || (byte == '.' && i > 0);
+    if (plain && byte < 0x80) {
+      encoded += static_cast<char>(byte);
+    } else {
+      encoded += {'%', hex[byte >> 4], hex[byte & 0xF]};
+    }
+  }
+  return encoded.empty() ? "%" : encoded;
 }
 
 // The path of `format`'s file inside the export directory, as its manifest lists it.
@@ -212,6 +268,7 @@ std::string artifact_path(const Manifest& m, const std::string& format) {
     throw Error("export directory '" + directory + "' lists " + format + " artifact '" +
                 relative.string() + "' but it is missing");
   }
+  check_inside(path, directory);  // resolved, symlinks included, it stays inside
   return path.string();
 }
 
@@ -240,13 +297,19 @@ TunedRecord tuned_record(const nlohmann::json& record, const Manifest& manifest)
     if (!record.contains(key) || !record[key].is_string()) throw malformed();
     *field = record[key].get<std::string>();
   }
-  for (auto [key, field] : {std::pair{"batch", &parsed.batch}, {"time", &parsed.time},
-                            {"threads", &parsed.threads}}) {
-    if (!record.contains(key) || !record[key].is_number_integer() ||
-        record[key].get<int64_t>() < 1) {
-      throw malformed();
+  for (auto [key, field, maximum] : {std::tuple{"batch", &parsed.batch, int64_t{2147483647}},
+                                     {"time", &parsed.time, int64_t{2147483647}},
+                                     {"threads", &parsed.threads, kMaxThreads}}) {
+    if (!record.contains(key) || !record.at(key).is_number_integer() ||
+        (record.at(key).is_number_unsigned() &&
+         record.at(key).get<uint64_t>() > static_cast<uint64_t>(maximum)) ||
+        record.at(key).get<int64_t>() < 1 || record.at(key).get<int64_t>() > maximum) {
+      throw Error("'" + manifest.name + "': a 'tuned' record's '" + key +
+                  "' must be an integer from 1 to " + std::to_string(maximum) + ", got " +
+                  (record.contains(key) ? record.at(key).dump().substr(0, 40) : "nothing") +
+                  ": re-tune (rnnx tune " + manifest.directory + ")");
     }
-    *field = record[key].get<int64_t>();
+    *field = record.at(key).get<int64_t>();
   }
   nlohmann::json options = record.value("options", nlohmann::json::object());
   if (options.is_null()) options = nlohmann::json::object();
@@ -482,7 +545,8 @@ void run_command(RunnerOptions options, const Backend& backend) {
     const Tensor& tensor = run.outputs.at(spec.name);
     std::cout << spec.name << " " << to_string(tensor.shape);
     if (!options.output_dir.empty()) {
-      const std::string file = (fs::path(options.output_dir) / (spec.name + ".npy")).string();
+      const std::string file =
+          (fs::path(options.output_dir) / (file_name(spec.name) + ".npy")).string();
       write_npy(file, tensor);
       std::cout << " -> " << file;
     }
@@ -497,11 +561,22 @@ void run_command(RunnerOptions options, const Backend& backend) {
   }
 }
 
-std::string one_line(std::string message) {
-  for (char& c : message) {
-    if (c == '\n' || c == '\r') c = ' ';
+// One line for the terminal: newlines as spaces, other control characters (an escape sequence
+// in a tensor name from an artifact) as \xNN.
+std::string one_line(const std::string& message) {
+  static const char* hex = "0123456789abcdef";
+  std::string line;
+  for (char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n' || c == '\r') {
+      line += ' ';
+    } else if (byte < 0x20 || byte == 0x7f) {
+      line += {'\\', 'x', hex[byte >> 4], hex[byte & 0xF]};
+    } else {
+      line += c;
+    }
   }
-  return message;
+  return line;
 }
 
 }  // namespace

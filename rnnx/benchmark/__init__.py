@@ -19,6 +19,7 @@ from rnnx.benchmark.cpp_runners import runner_latency
 from rnnx.benchmark.machine import floor_ms, measure_machine
 from rnnx.benchmark.measure import BenchRow, interleaved, stream_calls
 from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, UntrustedCodeError
+from rnnx.core.limits import MAX_ELEMENTS, check_threads, is_count, shown
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.core.signature import random_inputs
 from rnnx.cpp_build import runner_path
@@ -26,6 +27,7 @@ from rnnx.formats import (
     FORMATS,
     RUNTIMES,
     Runtime,
+    check_code_trust,
     cpu_refusal,
     device_for,
     load,
@@ -53,6 +55,26 @@ class BenchOptions:
     warmup: int = 3
     min_seconds: float = 0.0  # keep repeating until each runtime ran this long (stable medians)
     trust: Any = None  # LoadOptions (--model, --trust-checkpoint) for the eager reference
+
+    def __post_init__(self) -> None:
+        check_counts({"--repeats": self.repeats, "--batch": self.batches, "--time": self.times,
+                      "--chunk": self.chunks}, threads=self.threads)  # fmt: skip
+        check_counts({"warmup": self.warmup}, least=0)
+
+
+def check_counts(
+    options: Mapping[str, int | tuple[int, ...]], *, threads: tuple[int, ...] = (), least: int = 1
+) -> None:
+    """Bench and tune settings, checked before anything runs (one line naming the option):
+    integers of at least `least` (repeats, batches, times, chunks), threads in 1..MAX_THREADS."""
+    for option, value in options.items():
+        for item in value if isinstance(value, tuple) else (value,):
+            if not is_count(item, MAX_ELEMENTS, least):
+                raise RnnxError(
+                    f"{option} must be an integer of at least {least}, got {shown(item)}"
+                )
+    for item in threads:
+        check_threads(item, "--threads")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +130,16 @@ def bench(
     manifest = read_manifest(export_dir)
     chosen = _select(options.runtimes, export_dir, manifest, reference)
     python = [t for t in chosen if t.runtime.runner is None]
-    runners = [t for t in chosen if t.runtime.runner is not None]
+    runners = []
+    for t in (t for t in chosen if t.runtime.runner is not None):
+        try:  # a runner that loads native code from the export needs the same trust
+            check_code_trust(t.runtime, export_dir, options.trust)
+        except UntrustedCodeError as error:
+            if options.runtimes:
+                raise
+            warnings.warn(f"{t.name} left out: {error}", RnnxWarning, stacklevel=2)
+            continue
+        runners.append(t)
     machine = measure_machine() if manifest.spec is not None else None
     rows: list[BenchRow] = []
     torch_threads = torch.get_num_threads()

@@ -92,6 +92,10 @@ def interleaved(
 ) -> dict[int | None, dict[str, tuple[tuple[float, float, float], int]]]:
     """Per chunk (None: whole sequences), per runtime: (p50, p90, p99) in ms and the count."""
     results: dict[int | None, dict[str, tuple[tuple[float, float, float], int]]] = {}
+    if not calls:  # only C++ runners were asked for: they time themselves
+        return results
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     for chunk in next(iter(calls.values())):
         samples: dict[str, list[float]] = {r: [] for r in calls}
         for _ in range(warmup):

@@ -16,10 +16,14 @@ from typing import Any
 
 from rnnx.core.errors import RnnxError
 from rnnx.core.metadata import SCHEMA, check_schema
+from rnnx.core.paths import inside
 from rnnx.core.signature import Signature
 from rnnx.core.spec import LayerSpec
 
+__all__ = ["MANIFEST", "Manifest", "inside", "read_manifest", "write_json"]
+
 MANIFEST = "rnnx.json"
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest is a few kB; tuned records and notes add little
 # Format names of schema 1 for the keys older manifests used.
 _OLD_FORMAT_NAMES = {"onnx_int8": "onnx-int8"}
 
@@ -142,18 +146,16 @@ class Manifest:
         return {fmt: inside(export_dir, name) for fmt, name in self.artifacts.items()}
 
 
-def inside(export_dir: str | os.PathLike, name: str) -> Path:
-    """`export_dir / name`, refused unless it resolves inside the directory (symlinks too)."""
-    path = Path(export_dir) / name
-    if not path.resolve().is_relative_to(Path(export_dir).resolve()):
-        raise RnnxError(f"'{path}' points outside the export directory '{export_dir}'")
-    return path
-
-
 def read_manifest(export_dir: str | os.PathLike) -> Manifest:
     path = Path(export_dir) / MANIFEST
     if not Path(export_dir).is_dir():
         raise RnnxError(f"export directory '{export_dir}' not found")
+    if path.is_symlink() or path.exists():
+        inside(export_dir, MANIFEST)  # the manifest too: a link to /dev/zero is no manifest
+        if not path.is_file():
+            raise RnnxError(f"manifest '{path}' is not a regular file")
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise RnnxError(f"manifest '{path}' is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

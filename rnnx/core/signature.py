@@ -13,9 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rnnx.core.errors import InputError, RnnxError
+from rnnx.core.limits import MAX_DIM, check_elements, shown
 from rnnx.core.spec import LayerSpec
 
 Dim = int | str
+# The element types a signature may name (numpy spellings): what the runtimes and the C++
+# readers handle. Anything else is refused when the signature is read, not when allocating.
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,12 +205,27 @@ def _tensors(data: Mapping[str, Any], key: str, source: str) -> tuple[TensorSpec
             fixed = isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0
             if not fixed and not (isinstance(dim, str) and dim):
                 raise RnnxError(
-                    f"{source}: {key} {name!r} has dim {dim!r}, neither a size nor an axis name"
+                    f"{source}: {key} {name!r} has dim {shown(dim)}, neither a size nor an axis "
+                    "name"
+                )
+            if fixed and dim > MAX_DIM:
+                raise RnnxError(
+                    f"{source}: {key} {name!r} has dim {shown(dim)}, larger than {MAX_DIM}"
                 )
         dtype = item.get("dtype", "float32")
         if not isinstance(dtype, str):
             raise RnnxError(f"{source}: {key} {name!r} has a dtype that is not a string")
-        tensors.append(TensorSpec(name, tuple(dims), dtype, item.get("high"), item.get("role")))
+        if dtype not in DTYPES:
+            raise RnnxError(
+                f"{source}: {key} {name!r} has dtype {shown(dtype)}, not one of {', '.join(DTYPES)}"
+            )
+        high, role = item.get("high"), item.get("role")
+        if high is not None and not (isinstance(high, int) and not isinstance(high, bool)
+                                     and 1 <= high <= 2**63 - 1):  # fmt: skip
+            raise RnnxError(f"{source}: {key} {name!r} has 'high' {shown(high)}, not a count")
+        if role is not None and not isinstance(role, str):
+            raise RnnxError(f"{source}: {key} {name!r} has a 'role' that is not a string")
+        tensors.append(TensorSpec(name, tuple(dims), dtype, high, role))
     names = [t.name for t in tensors]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -309,6 +328,7 @@ def random_inputs(
     feeds = {}
     for tensor in signature.inputs:
         shape = tensor.shape_for(sizes)
+        check_elements(shape, f"input {tensor.name!r}")
         if tensor.role == "lengths":
             feeds[tensor.name] = sequence_lengths(shape[0], sizes["time"]).astype(tensor.dtype)
         elif tensor.dtype != "float32":
@@ -324,10 +344,11 @@ def zero_states(signature: Signature, batch: int) -> dict[str, Any]:
     """Initial states of zeros, as a stream or a call without given states starts."""
     import numpy as np
 
-    return {
-        name: np.zeros(signature.input(name).shape_for({"batch": batch}), np.float32)
-        for name in signature.state_inputs
-    }
+    shapes = {name: signature.input(name).shape_for({"batch": batch})
+              for name in signature.state_inputs}  # fmt: skip
+    for name, shape in shapes.items():
+        check_elements(shape, f"state {name!r}")
+    return {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
 
 
 def sequence_lengths(batch: int, time: int) -> Any:

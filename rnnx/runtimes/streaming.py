@@ -10,19 +10,14 @@ thread per stream is safe, and several streams can be stacked into one batched c
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from rnnx.core.errors import InputError, RnnxError, first_line
+from rnnx.core.arrays import read_npz, write_npz
+from rnnx.core.errors import InputError, RnnxError
 from rnnx.core.signature import Signature, check_names, time_layout, validate, zero_states
-
-# How numpy fails on a truncated or foreign .npy/.npz file (zip, zlib, EOF, header errors).
-UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 class Session(Protocol):
@@ -80,27 +75,17 @@ class Stream:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the states to an .npz file (atomically: temporary file, then rename)."""
-        path = Path(path)
-        temporary = path.with_name(f".{path.name}.tmp.npz")
         try:
-            np.savez(temporary, **self.state)
-            os.replace(temporary, path)
-        except OSError as error:
-            raise RnnxError(f"cannot write stream state '{path}': {error.strerror}") from error
-        finally:
-            temporary.unlink(missing_ok=True)
+            write_npz(path, self.state)
+        except RnnxError as error:
+            raise RnnxError(f"cannot write stream state: {error}") from error
 
     def restore(self, path: str | os.PathLike) -> None:
         """Resume from states written by `save` (an .npz)."""
         try:
-            saved = np.load(path, allow_pickle=False)
-            if not isinstance(saved, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive of states (Stream.save writes one)")
-            with saved:
-                state = {k: saved[k] for k in saved.files}
-        except UNREADABLE as error:
-            first = first_line(error, 200)
-            raise RnnxError(f"cannot read stream state '{path}': {first}") from error
+            state = read_npz(path)
+        except RnnxError as error:
+            raise RnnxError(f"cannot read stream state '{path}': {error}") from error
         self.set_state(state)
 
     def step(self, chunk: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -33,6 +33,9 @@ class TritonOptions:
     max_queue_delay_us: int = 0  # how long the batcher waits to fill a batch
     max_sequences: int = 1024  # concurrent sequences per instance (more wait their turn)
     force: bool = False  # replace an existing repository
+    # python flavour: let the server open a runtime whose artifact is native code (aoti), as
+    # --trust-checkpoint does for rnnx.load; recorded in config.pbtxt for the server's rnnx
+    trust_checkpoint: bool = False
 
 
 def model_config_pb2() -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import RnnxError
+from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.signature import Signature, TensorSpec
 from rnnx.serving.config import (
     DATA_TYPES,
@@ -143,7 +143,20 @@ def write_onnx_model(
     if path is None or not path.is_file():
         raise RnnxError(f"'{export_dir}' has no ONNX artifact (export with --format onnx)")
     signature: Signature = manifest.signature
-    onnx.save(rewrite(onnx.load(path), signature), version / "model.onnx")
+    model = onnx.load(path)
+    graph_names = {v.name for v in (*model.graph.input, *model.graph.output)}
+    missing = [n for n in (*signature.input_names, *signature.output_names)
+               if n not in graph_names]  # fmt: skip
+    if missing:
+        raise RnnxError(
+            f"'{path}': the manifest's tensor {missing[0]!r} is not an input or output of the "
+            "graph (the manifest does not describe this model): re-export it"
+        )
+    try:
+        rewritten = rewrite(model, signature)
+    except (ValueError, onnx.checker.ValidationError) as error:
+        raise RnnxError(f"'{path}': the Triton rewrite failed: {first_line(error)}") from None
+    onnx.save(rewritten, version / "model.onnx")
     pb = model_config_pb2()
     config = base_config(name, "onnxruntime", options)
     for tensor in signature.data_inputs:

@@ -33,6 +33,24 @@ class Chunk:
     feeds: dict[str, np.ndarray]  # data inputs, batch-first: [1, ...]
 
 
+# The names Triton's sequence batcher sends besides the model's (config.pbtxt control inputs),
+# and the implicit-state names of the onnxruntime flavour.
+CONTROL_NAMES = ("START", "END", "READY", "CORRID")
+STATE_PREFIX = "rnnx_state_"
+
+
+def check_wire_names(signature: Signature, source: str) -> None:
+    """Refuse a model whose input or output name is one the server uses itself: a tensor named
+    START would be taken for the sequence-start flag (and every request fail)."""
+    for tensor in (*signature.inputs, *signature.outputs):
+        if tensor.name in CONTROL_NAMES or tensor.name.startswith(STATE_PREFIX):
+            raise RnnxError(
+                f"{source}: tensor {tensor.name!r} has a name Triton's sequence batcher uses "
+                f"({', '.join(CONTROL_NAMES)}, {STATE_PREFIX}*): rename it (ModelIO names) and "
+                "export again"
+            )
+
+
 def check_servable(signature: Signature, source: str) -> None:
     """The models the sequence model serves: streamable, every data tensor with a batch axis."""
     if not signature.state_pairs or not signature.streamable:
@@ -40,6 +58,7 @@ def check_servable(signature: Signature, source: str) -> None:
             f"{source}: only models that stream can be served as sequences (states, no reverse "
             "direction, no lengths input)"
         )
+    check_wire_names(signature, source)
     stateful = set(signature.state_inputs) | {o for o, _ in signature.state_pairs}
     for tensor in (*signature.inputs, *signature.outputs):
         if tensor.name not in stateful and "batch" not in tensor.dims:

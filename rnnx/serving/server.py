@@ -28,6 +28,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from rnnx.core.errors import RnnxError
+from rnnx.core.limits import is_count, shown
 from rnnx.core.manifest import read_manifest
 from rnnx.core.signature import Signature
 from rnnx.serving.config import DATA_TYPES, TritonOptions
@@ -91,6 +92,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def check_ports(http_port: int, grpc_port: int) -> None:
+    """Ports are 0 (any free one) to 65535; one line naming the option otherwise."""
+    for option, port in (("--http-port", http_port), ("--grpc-port", grpc_port)):
+        if not is_count(port, 65535, 0):
+            raise RnnxError(f"{option} must be a port from 0 to 65535, got {shown(port)}")
+    if http_port and http_port == grpc_port:
+        raise RnnxError(f"--http-port and --grpc-port are both {http_port}: give two ports")
+
+
 class Server:
     """A running tritonserver; a context manager that stops it (and its stubs) on exit."""
 
@@ -102,6 +112,7 @@ class Server:
         log: str | os.PathLike | None = None,
         ready_timeout_s: float = 120.0,
     ) -> None:
+        check_ports(http_port, grpc_port)
         self.http_port = http_port or free_port()
         self.grpc_port = grpc_port or free_port()
         for option, port in (("--http-port", self.http_port), ("--grpc-port", self.grpc_port)):
@@ -212,6 +223,7 @@ def serve(
 ) -> None:
     """`rnnx serve`: a python-backend repository in a temporary directory, served by a real
     tritonserver until Ctrl-C or SIGTERM (then the server and its stubs are stopped)."""
+    check_ports(http_port, grpc_port)  # before the repository is written
     with tempfile.TemporaryDirectory(prefix="rnnx-serve-") as temporary:
         repository = Path(temporary) / "repository"
         model = write_repository(export_dir, repository, options)

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from rnnx.core.errors import RnnxError, first_line
+from rnnx.core.limits import MAX_THREADS, check_threads, is_count, shown
 from rnnx.core.manifest import read_manifest
+from rnnx.core.paths import check_directory_name, copy_export
 from rnnx.core.signature import Signature
-from rnnx.formats import artifact_path, get_runtime
+from rnnx.formats import artifact_path, check_code_trust, get_runtime
 from rnnx.serving.config import TritonOptions, add_control, add_tensor, base_config
 from rnnx.serving.implicit_state import write_onnx_model
 from rnnx.serving.sequences import check_servable
@@ -34,8 +36,12 @@ VERSION = "1"  # the one model version a repository holds
 
 
 def model_name(export_dir: str | os.PathLike, options: TritonOptions) -> str:
-    name = options.model_name or Path(export_dir).resolve().name
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    """The model's directory name in the repository: --name as given (one plain name, checked),
+    or the export directory's name with other characters as '_'."""
+    if options.model_name is not None:
+        return check_directory_name(options.model_name, "--name")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(export_dir).resolve().name).lstrip(".")
+    return name or "model"
 
 
 def write_repository(
@@ -87,12 +93,18 @@ def _check(options: TritonOptions) -> None:
     if options.flavour not in FLAVOURS:
         raise RnnxError(f"--flavour must be one of {', '.join(FLAVOURS)}, not {options.flavour!r}")
     get_runtime(options.runtime)  # an unknown runtime is an error now, not in the server
-    for option, value in (("--instances", options.instances), ("--max-batch", options.max_batch),
-                          ("--max-sequences", options.max_sequences)):  # fmt: skip
-        if value < 1:
-            raise RnnxError(f"{option} must be at least 1, got {value}")
-    if options.idle_timeout_s <= 0:
-        raise RnnxError(f"--idle-timeout must be positive, got {options.idle_timeout_s:g}")
+    if options.threads is not None:
+        check_threads(options.threads, "--threads")
+    # bounded as config.pbtxt's int32 fields are (protobuf would raise on more)
+    for option, value, most in (("--instances", options.instances, MAX_THREADS),
+                                ("--max-batch", options.max_batch, 2**31 - 1),
+                                ("--max-sequences", options.max_sequences, 2**31 - 1)):  # fmt: skip
+        if not is_count(value, most):
+            raise RnnxError(f"{option} must be an integer from 1 to {most}, got {shown(value)}")
+    if not 0 < options.idle_timeout_s <= 10**9:  # NaN fails this too
+        raise RnnxError(
+            f"--idle-timeout must be positive seconds (at most 1e9), got {options.idle_timeout_s:g}"
+        )
 
 
 def _python_model(
@@ -101,8 +113,9 @@ def _python_model(
     from google.protobuf import text_format
 
     runtime = get_runtime(options.runtime)
+    check_code_trust(runtime, export_dir, options)  # aoti: only with --trust-checkpoint
     artifact_path(export_dir, manifest, runtime.formats[0], runtime)  # the server would fail later
-    shutil.copytree(export_dir, version / "export", ignore=shutil.ignore_patterns(".*"))
+    copy_export(export_dir, version / "export")  # never what a link points to outside it
     (version / "model.py").write_text(model_py())
     config = base_config(name, "python", options)
     signature: Signature = manifest.signature
@@ -120,6 +133,7 @@ def _python_model(
         "runtime": options.runtime,
         "provider": options.provider,
         "threads": str(options.threads or ""),
+        "trust_checkpoint": "true" if options.trust_checkpoint else "",
         # Triton drops an idle sequence's slot without telling the model (Oldest strategy); the
         # model frees the state later than Triton so that no request Triton still routes to a
         # live sequence finds its state gone.

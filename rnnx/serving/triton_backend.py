@@ -25,16 +25,21 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         import triton_python_backend_utils as pb_utils
 
+        from rnnx.exporter.checkpoint import LoadOptions
+
         self.pb = pb_utils
         config = json.loads(args["model_config"])
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         export = Path(args["model_repository"]) / args["model_version"] / EXPORT_DIRECTORY
         threads = int(parameters.get("threads") or 0) or None
+        # the trust `rnnx triton/serve --trust-checkpoint` gave (aoti runs the package's code)
+        trust = LoadOptions(trust_checkpoint=parameters.get("trust_checkpoint") == "true")
         session = load(
             export,
             parameters.get("runtime", "onnxruntime"),
             provider=parameters.get("provider", "cpu"),
             threads=threads,
+            trust=trust,
         )
         check_servable(session.signature, str(export))
         logger = pb_utils.Logger

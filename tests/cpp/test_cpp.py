@@ -517,7 +517,10 @@ TUNED_ERRORS = {
             "pass no --tuned",
         ],
     ),
-    "zero threads": ({"threads": 0}, ["rnnx.json': a 'tuned' record is malformed: re-tune"]),
+    "zero threads": (
+        {"threads": 0},
+        ["rnnx.json': a 'tuned' record's 'threads' must be an integer from 1 to 1024", "re-tune"],
+    ),
     "unknown option": ({"options": {"model": "x.py"}}, ["'tuned' record is malformed"]),
     "not tuned": (None, ["has no tuning: run `rnnx tune", "or pass no --tuned"]),
 }

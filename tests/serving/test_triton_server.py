@@ -128,3 +128,22 @@ def test_the_runtime_inside_the_server_is_configurable(served_model, tmp_path) -
         sequences = {700 + i: random_chunks(30 + i, [3, 4]) for i in range(3)}
         run_sequences([torchscript], module, sequences)
         assert "with torchscript on cpu" in log_of(torchscript)
+
+
+def test_aoti_is_served_with_the_trust_given(served_model, tmp_path) -> None:
+    """`rnnx serve --runtime aoti --trust-checkpoint`: the trust reaches the server's
+    rnnx.load (config.pbtxt's trust_checkpoint), so the compiled package opens there."""
+    from rnnx.core.errors import UntrustedCodeError
+    from rnnx.pipeline import ExportOptions, export
+
+    module = served_model[0]
+    export(module, tmp_path / "pt2", ExportOptions(formats=("pt2",), verify=False))
+    untrusted = TritonOptions(model_name="lstm", runtime="aoti", idle_timeout_s=5)
+    with pytest.raises(UntrustedCodeError, match="--trust-checkpoint"):
+        write_repository(tmp_path / "pt2", tmp_path / "refused", untrusted)
+    options = TritonOptions(model_name="lstm", runtime="aoti", idle_timeout_s=5,
+                            trust_checkpoint=True)  # fmt: skip
+    write_repository(tmp_path / "pt2", tmp_path / "repository", options)
+    with Server(tmp_path / "repository", 0, 0, log=tmp_path / "server.log") as aoti:
+        run_sequences([aoti], module, {800: random_chunks(40, [3, 4])})
+        assert "with aoti on cpu" in log_of(aoti)

@@ -85,7 +85,7 @@ class Signature {
   // Keys are the full metadata keys ("rnnx.schema", "rnnx.signature", ...). `source` names the
   // artifact in errors. Throws Error, one line naming `source`, when the model has no rnnx
   // metadata, was written with another schema, or its signature breaks a rule of the contract.
-  // Any dtype is accepted here; the model loaders refuse what they cannot run.
+  // A dtype is one of the contract's numpy names; the model loaders refuse what they cannot run.
   static Signature from_metadata(const std::map<std::string, std::string>& metadata,
                                  const std::string& source);
 
