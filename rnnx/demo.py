@@ -1,4 +1,4 @@
-"""The README's demo, end to end on the CPU in well under a minute:
+"""The demo of `make demo` (README.md), end to end on the CPU in well under a minute:
 
 1. train the char-level RNN cell of the classic tutorial to map "hello" -> "ohlol";
 2. save a training checkpoint and export it with the `rnnx` command line;

@@ -21,7 +21,7 @@ from rnnx.cli import main
 from tests.docs.markdown_blocks import PYTHON, SHELL, TEXT, Block, commands, parse
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = sorted((ROOT / "docs").glob("*.md"))
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Blocks that cannot run in the tests, each with its reason in the page. Kept short: a new one
 # needs a reason that holds (CUDA, a C++ toolchain, a long-running server), and this number.
 MAX_SKIPPED = 20
