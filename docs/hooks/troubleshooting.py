@@ -158,11 +158,33 @@ def _fix(text: str) -> str:
     return match.group(1).strip() if match else ""
 
 
+# The areas of the package a long list of messages is split by (rnnx/<area>/... or rnnx/<area>.py)
+AREAS = {
+    "cli": "command line options",
+    "core": "export directories, manifests and metadata",
+    "exporter": "exporting",
+    "pipeline": "exporting",
+    "doctor": "exporting",
+    "formats": "opening an export",
+    "runtimes": "running and streaming",
+    "run": "running and streaming",
+    "compare": "verifying",
+    "benchmark": "benchmarking and tune",
+    "tune": "benchmarking and tune",
+    "serving": "serving",
+    "cpp_build": "C++ build",
+    "inspect": "inspect and env",
+    "env": "inspect and env",
+}
+_SPLIT_ABOVE = 30  # rows: a longer section gets a heading per area
+
+
 def render(messages: list[Message], errors: dict[str, str]) -> str:
-    """Markdown: one section per kind (its meaning from the class docstring), one table row per
-    message with the fix it gives and where the code raises it."""
+    """Markdown: one section per kind (its meaning from the class docstring; the subclasses
+    first, the base RnnxError last), one table row per message with the fix it gives and where
+    the code raises it; a long section split by the area of the package that raises them."""
     sections = []
-    kinds = [*errors, "RnnxWarning", "doctor"]
+    kinds = [*list(errors)[1:], "RnnxWarning", "doctor", BASE]
     meanings = {
         **errors,
         "RnnxWarning": "rnnx's own warnings (`rnnx: warning: ...` on the command line): the "
@@ -174,20 +196,39 @@ def render(messages: list[Message], errors: dict[str, str]) -> str:
         rows = [m for m in messages if m.kind == kind]
         if not rows:
             continue
-        places: dict[str, list[str]] = {}  # one row per message, however many places raise it
-        for m in rows:
-            where = f"`{m.module}` ({m.function})" if m.function else f"`{m.module}`"
-            places.setdefault(m.text, [])
-            if where not in places[m.text]:
-                places[m.text].append(where)
-        rows = list({m.text: m for m in reversed(rows)}.values())[::-1]
-        title = {"doctor": "rnnx doctor hazards"}.get(kind, kind)
-        lines = [f"### {title}", "", _escape(meanings[kind]), "",
-                 "| message | fix | raised in |", "|---|---|---|"]  # fmt: skip
-        for m in rows:
-            lines.append(f"| {_escape(m.text)} | {_escape(m.fix)} | {', '.join(places[m.text])} |")
-        sections.append("\n".join(lines))
+        title = {"doctor": "rnnx doctor hazards", BASE: f"{BASE} (all other messages)"}
+        lines = [f"### {title.get(kind, kind)}", "", _escape(meanings[kind]), ""]
+        if len(rows) > _SPLIT_ABOVE:
+            groups: dict[str, list[Message]] = {}
+            for m in rows:
+                groups.setdefault(AREAS.get(_area(m.module), "other"), []).append(m)
+            for area in dict.fromkeys(AREAS.values()) | {"other": None}:
+                if area in groups:
+                    lines += [f"#### {area.capitalize()}", "", *_table(groups[area]), ""]
+        else:
+            lines += _table(rows)
+        sections.append("\n".join(lines).rstrip())
     return "\n\n".join(sections) + "\n"
+
+
+def _area(module: str) -> str:
+    return module.split("/")[1].removesuffix(".py")
+
+
+def _table(rows: list[Message]) -> list[str]:
+    """One row per message, however many places raise it."""
+    places: dict[str, list[str]] = {}
+    for m in rows:
+        where = f"`{m.module}` ({m.function})" if m.function else f"`{m.module}`"
+        if where not in places.setdefault(m.text, []):
+            places[m.text].append(where)
+    unique = {m.text: m for m in rows[::-1]}  # the first of each text, in order
+    lines = ["| message | fix | raised in |", "|---|---|---|"]
+    for text in places:
+        lines.append(
+            f"| {_escape(text)} | {_escape(unique[text].fix)} | {', '.join(places[text])} |"
+        )
+    return lines
 
 
 def _escape(text: str) -> str:
