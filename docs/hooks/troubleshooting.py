@@ -42,15 +42,16 @@ class Message:
     fix: str = ""
 
 
-def error_classes(package: Path = PACKAGE) -> dict[str, str]:
-    """RnnxError and its subclasses anywhere in the package -> their docstrings, base first."""
+def error_classes(package: Path = PACKAGE, base: str = BASE) -> dict[str, str]:
+    """RnnxError (or `base`) and its subclasses anywhere in the package -> their docstrings,
+    base first."""
     classes: dict[str, tuple[list[str], str]] = {}
     for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef):
                 bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
                 classes[node.name] = (bases, ast.get_docstring(node) or "")
-    found = {BASE: classes[BASE][1]}
+    found = {base: classes[base][1]}
     changed = True
     while changed:
         changed = False
@@ -64,12 +65,13 @@ def error_classes(package: Path = PACKAGE) -> dict[str, str]:
 def collect(package: Path = PACKAGE) -> list[Message]:
     """Every message in the package: errors, rnnx's warnings and doctor's hazards."""
     errors = error_classes(package)
+    warns = error_classes(package, "RnnxWarning")
     messages: list[Message] = []
     for path in sorted(package.rglob("*.py")):
         tree = ast.parse(path.read_text())
         module = path.relative_to(package.parent).as_posix()
         for function, node in _calls(tree):
-            messages.extend(_message(node, function, module, errors))
+            messages.extend(_message(node, function, module, errors, warns))
     return sorted(messages, key=lambda m: (m.module, m.line))
 
 
@@ -87,14 +89,19 @@ def _calls(tree: ast.AST) -> Iterator[tuple[ast.FunctionDef | None, ast.Call]]:
 
 
 def _message(
-    call: ast.Call, function: ast.FunctionDef | None, module: str, errors: dict[str, str]
+    call: ast.Call,
+    function: ast.FunctionDef | None,
+    module: str,
+    errors: dict[str, str],
+    warns: dict[str, str],
 ) -> list[Message]:
     name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
     where = {"module": module, "function": function.name if function else "", "line": call.lineno}
     if name in errors and call.args:
         texts = _texts(call.args[0], function)
         return [Message(name, text, fix=_fix(text), **where) for text in texts]
-    if name == "warn" and len(call.args) >= 2 and _is_name(call.args[1], "RnnxWarning"):
+    category = call.args[1] if name == "warn" and len(call.args) >= 2 else None
+    if isinstance(category, ast.Name) and category.id in warns:
         return [
             Message("RnnxWarning", t, fix=_fix(t), **where) for t in _texts(call.args[0], function)
         ]
@@ -188,7 +195,8 @@ def render(messages: list[Message], errors: dict[str, str]) -> str:
     meanings = {
         **errors,
         "RnnxWarning": "rnnx's own warnings (`rnnx: warning: ...` on the command line): the "
-        "export or the benchmark goes on, and says what it left out or what looks wrong.",
+        "export, the benchmark or the session goes on, and says what it left out, what it fell "
+        "back to, or what looks wrong.",
         "doctor": "Export hazards that `rnnx doctor` reports (and `rnnx export` warns about "
         "before exporting): `hazard: message`, then the fix.",
     }

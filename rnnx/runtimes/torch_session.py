@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnx.core.errors import RnnxError, first_line
+from rnnx.core.errors import FallbackWarning, RnnxError, first_line
 from rnnx.core.manifest import Manifest
 from rnnx.core.quiet import torch_kernel_notices
 from rnnx.core.signature import Signature
@@ -40,7 +40,7 @@ def fallback_device(device: str, allow_fallback: bool) -> str:
     """`device`, or cpu with a warning when CUDA is missing and the caller allows it."""
     if device.startswith("cuda") and not torch.cuda.is_available() and allow_fallback:
         warnings.warn(
-            f"device {device!r} is not available; running on cpu", RuntimeWarning, stacklevel=4
+            f"device {device!r} is not available; running on cpu", FallbackWarning, stacklevel=4
         )
         return "cpu"
     return device

@@ -7,6 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from click.testing import CliRunner
+
+import rnnx
+from rnnx.cli import main
+
 EXPORT = """
 import torch, rnnx
 layer = torch.nn.LSTM(4, 6, proj_size=3)  # left in training mode: an RnnxWarning
@@ -41,3 +50,17 @@ def test_projected_lstm_export_and_runs_print_only_rnnx_warnings(tmp_path) -> No
     assert "oneDNN" not in exported and "UserWarning" not in exported, exported
     ran = _stderr(RUN.format(out=out))
     assert ran == "", ran
+
+
+def test_a_fallback_is_an_rnnx_warning_the_command_line_prints(tmp_path) -> None:
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA: nothing to fall back from")
+    rnnx.export(torch.nn.GRU(3, 4).eval(), tmp_path / "gru", rnnx.ExportOptions(verify=False))
+    np.save(tmp_path / "x.npy", np.zeros((5, 1, 3), np.float32))
+    args = ["run", str(tmp_path / "gru"), "--input", str(tmp_path / "x.npy"),
+            "-o", str(tmp_path / "out.npz"), "--provider", "cuda:0",
+            "--allow-fallback"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "rnnx: warning: provider 'cuda:0'" in result.output
+    assert "running on CPUExecutionProvider" in result.output
