@@ -227,7 +227,7 @@ def _table(rows: list[Message]) -> list[str]:
     """One row per message, however many places raise it."""
     places: dict[str, list[str]] = {}
     for m in rows:
-        where = f"`{m.module}` ({m.function})" if m.function else f"`{m.module}`"
+        where = f"`{m.module}:{m.function}`" if m.function else f"`{m.module}`"
         if where not in places.setdefault(m.text, []):
             places[m.text].append(where)
     unique = {m.text: m for m in rows[::-1]}  # the first of each text, in order
