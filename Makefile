@@ -1,11 +1,12 @@
 # The two set-up commands of the README: `make demo` and `make test`. Both create .venv and
-# install rnnx with the pinned CPU stack (constraints.txt) when needed.
+# install rnnx with the pinned CPU stack (constraints.txt) when needed. `make docs` builds the
+# guide (docs/, mkdocs.yml) into site/; the tests build it too (tests/docs/test_site.py).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test docs bench lint clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# NO_MKDOCS_2_WARNING: Material's notice about its successor, printed on every build, is about
+# the tool, not the guide.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
@@ -30,4 +36,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

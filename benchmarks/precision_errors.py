@@ -1,7 +1,8 @@
-"""The errors behind the README's tolerance table: for benchmark-sized layers, the worst absolute
-error against eager PyTorch of every runtime and precision this machine offers, over the cases
-`rnnx verify` checks (its sizes, 100 steps included, zero and random states, streamed in
-chunks), on its unit-scale random inputs. A cell marked FAIL did not pass its tolerance.
+"""The errors behind the guide's tolerance table (docs/runtimes.md): for benchmark-sized
+layers, the worst absolute error against eager PyTorch of every runtime and precision this
+machine offers, over the cases `rnnx verify` checks (its sizes, 100 steps included, zero and
+random states, streamed in chunks), on its unit-scale random inputs. A cell marked FAIL did
+not pass its tolerance.
 
     python benchmarks/precision_errors.py
 """

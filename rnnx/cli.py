@@ -76,6 +76,83 @@ def main() -> None:
     """Export PyTorch RNN/LSTM/GRU models to ONNX and TorchScript, verified against eager."""
 
 
+# One declaration per option: the commands that take an option share its decorator, so its
+# name, type, default and meaning cannot drift between them. A command may say in its own help
+# what the option does there (`help=`); nothing else is overridden.
+
+
+def _model_option(help: str) -> Any:
+    return click.option("--model", "model_class", default=None, metavar="PACKAGE.MODULE:CLASS",
+                        help=help)  # fmt: skip
+
+
+def _init_args_option(help: str = "Keyword arguments for --model, as JSON.") -> Any:
+    return click.option("--init-args", default="{}", metavar="JSON", help=help)
+
+
+def _trust_checkpoint_option(help: str) -> Any:
+    return click.option("--trust-checkpoint", is_flag=True, help=help)
+
+
+def _force_option(what: str) -> Any:
+    return click.option("--force", is_flag=True, help=f"Replace an existing {what}.")
+
+
+def _output_option(dest: str, help: str) -> Any:
+    return click.option("-o", "--output", dest, type=click.Path(path_type=Path), required=True,
+                        help=help)  # fmt: skip
+
+
+def _runtime_option(default: str | None, help: str | None = None) -> Any:
+    """--runtime of the commands that open one artifact in a runtime (never eager)."""
+    choices = click.Choice([r for r in PYTHON_RUNTIMES if r != "eager"])
+    return click.option("--runtime", type=choices, default=default,
+                        show_default=default is not None, help=help)  # fmt: skip
+
+
+def _provider_option(help: str | None = None) -> Any:
+    return click.option("--provider", default="cpu", show_default=True, help=help)
+
+
+def _threads_option(help: str) -> Any:
+    """--threads of the commands that open one session (bench and tune take a list)."""
+    return click.option("--threads", type=int, default=None, help=help)
+
+
+def _json_path_option(help: str | None = None) -> Any:
+    return click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+                        help=help)  # fmt: skip
+
+
+def _json_flag_option(instead_of: str) -> Any:
+    return click.option("--json", "as_json", is_flag=True,
+                        help=f"Print one JSON document instead of {instead_of}.")  # fmt: skip
+
+
+def _build_dir_option(help: str) -> Any:
+    return click.option("--build-dir", type=click.Path(path_type=Path), default=None, help=help)
+
+
+def _apply(command: Any, options: list[Any]) -> Any:
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _measure_options(repeats: int) -> Any:
+    """--batch, --time, --threads and --repeats of `rnnx bench` and `rnnx tune`."""
+    return lambda command: _apply(command, [
+        click.option("--batch", "batches", default="1", show_default=True,
+                     help="Batch sizes, e.g. 1,16."),
+        click.option("--time", "times", default="100", show_default=True,
+                     help="Sequence lengths, e.g. 100,200."),
+        click.option("--threads", default="1", show_default=True,
+                     help="Thread counts, e.g. 1,2."),
+        click.option("--repeats", type=int, default=repeats, show_default=True,
+                     help="Timed calls per runtime."),
+    ])  # fmt: skip
+
+
 def _verify_options(command: Any) -> Any:
     """--atol, --rtol and --verify-sizes, handed to the command as one VerifyOptions."""
 
@@ -88,7 +165,7 @@ def _verify_options(command: Any) -> Any:
         return command(*args, verify_options=options, **kwargs)
 
     default_sizes = ",".join(f"{b}x{t}" for b, t in VerifyOptions.sizes)
-    options = [
+    return _apply(with_verify_options, [
         click.option("--atol", type=float, default=VerifyOptions.atol, show_default=True,
                      help="Absolute tolerance for verification."),
         click.option("--rtol", type=float, default=VerifyOptions.rtol, show_default=True,
@@ -96,10 +173,7 @@ def _verify_options(command: Any) -> Any:
         click.option("--verify-sizes", default=None, metavar="BxT,...",
                      help=f"Batch x time sizes to verify at (default {default_sizes}; moved up "
                      "to the model's minimum length and stride)."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        with_verify_options = option(with_verify_options)
-    return with_verify_options
+    ])  # fmt: skip
 
 
 def _size_pairs(text: str) -> tuple[tuple[int, int], ...]:
@@ -138,21 +212,16 @@ def _checkpoint_options(command: Any) -> Any:
         )
         return command(*args, load_options=load_options, **kwargs)
 
-    options = [
-        click.option("--model", "model_class", default=None, metavar="PACKAGE.MODULE:CLASS",
-                     help="Build this module class and load the checkpoint's weights into it."),
-        click.option("--init-args", default="{}", metavar="JSON",
-                     help="Keyword arguments for --model, as JSON."),
+    return _apply(with_load_options, [
+        _model_option("Build this module class and load the checkpoint's weights into it."),
+        _init_args_option(),
         click.option("--nonlinearity", type=click.Choice(["tanh", "relu"]), default="tanh",
                      show_default=True, help="For an nn.RNN state_dict (the weights cannot tell)."),
         click.option("--batch-first", is_flag=True,
                      help="For a bare-layer state_dict: inputs are (batch, time, feature)."),
-        click.option("--trust-checkpoint", is_flag=True,
-                     help="Allow unpickling a full nn.Module (this runs code from the file)."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        with_load_options = option(with_load_options)
-    return with_load_options
+        _trust_checkpoint_option("Allow unpickling a full nn.Module (this runs code from the "
+                                 "file)."),
+    ])  # fmt: skip
 
 
 def _trust_options(command: Any) -> Any:
@@ -170,18 +239,12 @@ def _trust_options(command: Any) -> Any:
         )
         return command(*args, trust=trust, **kwargs)
 
-    options = [
-        click.option("--model", "model_class", default=None, metavar="PACKAGE.MODULE:CLASS",
-                     help="The eager model's class, if it was exported with --model (imports it)."),
-        click.option("--init-args", default="{}", metavar="JSON",
-                     help="Keyword arguments for --model, as JSON (default: those of the export)."),
-        click.option("--trust-checkpoint", is_flag=True,
-                     help="Allow running code from the export: unpickling the eager model's "
-                          "checkpoint, loading a compiled pt2 package."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        with_trust = option(with_trust)
-    return with_trust
+    return _apply(with_trust, [
+        _model_option("The eager model's class, if it was exported with --model (imports it)."),
+        _init_args_option("Keyword arguments for --model, as JSON (default: those of the export)."),
+        _trust_checkpoint_option("Allow running code from the export: unpickling the eager "
+                                 "model's checkpoint, loading a compiled pt2 package."),
+    ])  # fmt: skip
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -196,14 +259,7 @@ def _json_object(text: str) -> dict[str, Any]:
 
 @main.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "output_dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Export directory to create.",
-)
+@_output_option("output_dir", "Export directory to create.")
 @click.option(
     "--format",
     "fmt",
@@ -225,7 +281,7 @@ def _json_object(text: str) -> dict[str, Any]:
 @click.option(
     "--no-verify", is_flag=True, help="Skip checking the artifacts against eager PyTorch."
 )
-@click.option("--force", is_flag=True, help="Replace an existing export directory.")
+@_force_option("export directory")
 @click.option(
     "--quantize",
     type=click.Choice(["int8", "int8-vnni", "int8,int8-vnni"]),
@@ -284,18 +340,9 @@ def export(
     default=None,
     help="The eager model's checkpoint, if it moved since export.",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Also write the full report as JSON to this file.",
-)
-@click.option(
-    "--runtime",
-    type=click.Choice([r for r in PYTHON_RUNTIMES if r != "eager"]),
-    default=None,
-    help="Run the artifacts in this runtime (default: the one that verifies each format).",
+@_json_path_option("Also write the full report as JSON to this file.")
+@_runtime_option(
+    None, "Run the artifacts in this runtime (default: the one that verifies each format)."
 )
 @click.option(
     "--precision",
@@ -359,30 +406,18 @@ def verify(
     required=True,
     help="A .npy (the model's one data input) or an .npz of named inputs.",
 )
-@click.option(
-    "-o",
-    "--output",
-    "output_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Where to write the outputs (.npz).",
-)
+@_output_option("output_path", "Where to write the outputs (.npz).")
 @click.option(
     "--runtime",
     type=click.Choice(list(PYTHON_RUNTIMES)),
     default="onnxruntime",
     show_default=True,
 )
-@click.option(
-    "--provider",
-    default="cpu",
-    show_default=True,
-    help="onnxruntime provider (cpu, cuda[:N], or a full provider name) or torch device.",
-)
+@_provider_option("onnxruntime provider (cpu, cuda[:N], or a full provider name) or torch device.")
 @click.option(
     "--allow-fallback", is_flag=True, help="Run on CPU, with a warning, if the provider is missing."
 )
-@click.option("--threads", type=int, default=None, help="Intra-op threads (onnxruntime).")
+@_threads_option("Intra-op threads (onnxruntime).")
 @click.option(
     "--chunk",
     type=int,
@@ -424,11 +459,8 @@ def cpp() -> None:
 
 
 @cpp.command("build")
-@click.option(
-    "--build-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Build directory (default: cpp/build in a checkout, else ~/.cache/rnnx/cpp-VERSION).",
+@_build_dir_option(
+    "Build directory (default: cpp/build in a checkout, else ~/.cache/rnnx/cpp-VERSION)."
 )
 @click.option("--no-torch", is_flag=True, help="Build the ONNX Runtime runner only.")
 @click.option("--jobs", type=int, default=2, show_default=True)
@@ -442,12 +474,7 @@ def cpp_build(build_dir: Path | None, no_torch: bool, jobs: int) -> None:
 
 
 @cpp.command("prefix")
-@click.option(
-    "--build-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Build directory given to `rnnx cpp build` (default: the same default).",
-)
+@_build_dir_option("Build directory given to `rnnx cpp build` (default: the same default).")
 def cpp_prefix(build_dir: Path | None) -> None:
     """Print the CMake prefix of the build, for -DCMAKE_PREFIX_PATH and find_package(rnnx)."""
     from rnnx.cpp_build import config_file, prefix_dir
@@ -484,11 +511,7 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     show_default=True,
     help="onnxruntime providers / torch devices to compare, e.g. cpu,cuda:0.",
 )
-@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,16.")
-@click.option(
-    "--time", "times", default="100", show_default=True, help="Sequence lengths, e.g. 100,200."
-)
-@click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2.")
+@_measure_options(repeats=BenchOptions.repeats)
 @click.option(
     "--chunk",
     "chunks",
@@ -502,14 +525,7 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     show_default=True,
     help="Frames per second of a stream, for the real-time factor.",
 )
-@click.option(
-    "--repeats",
-    type=int,
-    default=BenchOptions.repeats,
-    show_default=True,
-    help="Timed calls per runtime.",
-)
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@_json_path_option()
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None)
 @click.option(
     "--plot",
@@ -566,10 +582,7 @@ def bench(
 
 @main.command()
 @click.argument("export_dir", type=click.Path(path_type=Path))
-@click.option("--batch", "batches", default="1", show_default=True, help="Batch sizes, e.g. 1,64.")
-@click.option("--time", "times", default="100", show_default=True, help="Sequence lengths.")
-@click.option("--threads", default="1", show_default=True, help="Thread counts, e.g. 1,2.")
-@click.option("--repeats", type=int, default=20, show_default=True, help="Timed calls per runtime.")
+@_measure_options(repeats=20)
 @_trust_options
 def tune(
     export_dir: Path, batches: str, times: str, threads: str, repeats: int, trust: Any
@@ -621,15 +634,9 @@ def _serving_options(command: Any) -> Any:
     """Options of the Triton model (`rnnx triton`, `rnnx serve`), folded into TritonOptions."""
 
     @click.option("--name", "model_name", default=None, help="Model name [default: DIR's name].")
-    @click.option(
-        "--runtime",
-        type=click.Choice([r for r in PYTHON_RUNTIMES if r != "eager"]),
-        default=_SERVING.runtime,
-        show_default=True,
-        help="The rnnx runtime inside the server (python flavour).",
-    )
-    @click.option("--provider", default=_SERVING.provider, show_default=True)
-    @click.option("--threads", type=int, default=None, help="Intra-op threads per instance.")
+    @_runtime_option(_SERVING.runtime, "The rnnx runtime inside the server (python flavour).")
+    @_provider_option()
+    @_threads_option("Intra-op threads per instance.")
     @click.option("--instances", type=int, default=_SERVING.instances, show_default=True)
     @click.option(
         "--max-batch",
@@ -652,10 +659,13 @@ def _serving_options(command: Any) -> Any:
         show_default=True,
         help="Seconds without a request after which a sequence is dropped.",
     )
+    @_trust_checkpoint_option(
+        "Let the server open a runtime that runs code from the export (aoti: a compiled pt2)."
+    )
     @functools.wraps(command)
     def with_serving(**kwargs: Any) -> Any:
         names = ("model_name", "runtime", "provider", "threads", "instances", "max_batch",
-                 "max_sequences")  # fmt: skip
+                 "max_sequences", "trust_checkpoint")  # fmt: skip
         fields = {name: kwargs.pop(name) for name in names}
         fields["idle_timeout_s"] = kwargs.pop("idle_timeout")
         kwargs["options"] = fields
@@ -666,10 +676,7 @@ def _serving_options(command: Any) -> Any:
 
 @main.command()
 @click.argument("export_dir", type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--output", "repository", type=click.Path(path_type=Path), required=True,
-    help="The model repository to write (a directory).",
-)  # fmt: skip
+@_output_option("repository", "The model repository to write (a directory).")
 @click.option(
     "--flavour",
     type=click.Choice(FLAVOURS),
@@ -678,20 +685,14 @@ def _serving_options(command: Any) -> Any:
     help="python: Triton's python backend runs rnnx; onnxruntime: Triton's ORT backend, "
     "implicit state.",
 )
-@click.option("--force", is_flag=True, help="Replace an existing repository.")
-@click.option(
-    "--trust-checkpoint", is_flag=True,
-    help="Let the server open a runtime that runs code from the export (aoti: a compiled pt2).",
-)  # fmt: skip
+@_force_option("repository")
 @_serving_options
 def triton(
-    export_dir: Path, repository: Path, flavour: str, force: bool, trust_checkpoint: bool,
-    options: dict[str, Any],
-) -> None:  # fmt: skip
+    export_dir: Path, repository: Path, flavour: str, force: bool, options: dict[str, Any]
+) -> None:
     """Write EXPORT_DIR as a Triton Inference Server model repository (sequence batching)."""
     from rnnx.serving.triton import write_repository
 
-    options = {**options, "trust_checkpoint": trust_checkpoint}
     model = write_repository(
         export_dir, repository, TritonOptions(flavour=flavour, force=force, **options)
     )
@@ -702,24 +703,16 @@ def triton(
 @click.argument("export_dir", type=click.Path(path_type=Path))
 @click.option("--http-port", type=int, default=8000, show_default=True)
 @click.option("--grpc-port", type=int, default=8001, show_default=True)
-@click.option(
-    "--trust-checkpoint", is_flag=True,
-    help="Let the server open a runtime that runs code from the export (aoti: a compiled pt2).",
-)  # fmt: skip
 @_serving_options
-def serve(
-    export_dir: Path, http_port: int, grpc_port: int, trust_checkpoint: bool,
-    options: dict[str, Any],
-) -> None:  # fmt: skip
+def serve(export_dir: Path, http_port: int, grpc_port: int, options: dict[str, Any]) -> None:
     """Serve EXPORT_DIR on a local Triton Inference Server until Ctrl-C (rnnx[serve] extra)."""
     from rnnx.serving.server import serve as run_server
 
-    options = {**options, "trust_checkpoint": trust_checkpoint}
     run_server(export_dir, TritonOptions(**options), http_port, grpc_port, announce=click.echo)
 
 
 @main.command("env")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of lines.")
+@_json_flag_option("lines")
 def env_command(as_json: bool) -> None:
     """Versions, onnxruntime providers, the C++ build and CPU features: for bug reports."""
     from rnnx.env import collect, format_text
@@ -730,7 +723,7 @@ def env_command(as_json: bool) -> None:
 
 @main.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+@_json_flag_option("tables")
 def inspect_command(path: Path, as_json: bool) -> None:
     """Show what PATH holds: an export directory, an ONNX file or an rnnx TorchScript file."""
     from rnnx.inspect import format_text, inspect

@@ -39,7 +39,7 @@ STREAM_CHUNKS = (1, 3, 17)
 # 1.9e-2 (tanh RNN 2×256) and 2.8e-2 (3-layer ReLU RNN, outputs above 1): atol = rtol = 2e-2.
 # bf16 keeps 8 bits of mantissa: OpenVINO bf16 errs by 2.7e-3 (projected LSTMs) to 1.3e-2
 # (GRU, deep ReLU RNN stacks) here, over the verifier's cases (benchmarks/precision_errors.py;
-# the table is in the README), so 3e-2 leaves twice the worst measured. f16 keeps 11 bits (not
+# the table is in docs/runtimes.md), so 3e-2 leaves twice the worst measured. f16 keeps 11 bits (not
 # measured: this CPU has no f16).
 REDUCED_PRECISION = (("int8", 2e-2, 2e-2), ("bf16", 3e-2, 3e-2), ("f16", 1e-2, 1e-2))
 

@@ -1,9 +1,10 @@
-"""The README's demo, end to end on the CPU in well under a minute:
+"""The demo of `make demo` (README.md), end to end on the CPU in well under a minute:
 
 1. train the char-level RNN cell of the classic tutorial to map "hello" -> "ohlol";
 2. save a training checkpoint and export it with the `rnnx` command line;
 3. run the exported ONNX model in onnxruntime one step at a time and print its prediction;
-4. export and verify the rest of the reference zoo, and print a one-screen summary.
+4. export and verify the rest of the reference zoo, and print a one-screen summary;
+5. say where the guide is.
 """
 
 from __future__ import annotations
@@ -106,6 +107,19 @@ def main() -> None:
               f"{summary['torchscript']['max_abs_error']:>12.1e} {streamed:>9}  "
               f"{'PASS' if result.report.passed else 'FAIL'}")  # fmt: skip
     print(f"\nartifacts in {OUTPUT}/ ({time.perf_counter() - started:.0f} s in all)")
+    print(f"next: the guide, {_guide()} (`make docs` builds it into site/)")
+
+
+def _guide() -> str:
+    """Where the guide's first page is: in the checkout `make demo` runs from, or the source
+    tree of an installed rnnx."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "quickstart.md"
+    if not page.is_file():
+        return "docs/quickstart.md in rnnx's source tree"
+    try:
+        return str(page.relative_to(Path.cwd()))
+    except ValueError:
+        return str(page)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from rnnx.core.errors import first_line
+from rnnx.core.quiet import torch_kernel_notices
 from rnnx.core.signature import (
     Axis,
     Signature,
@@ -93,7 +94,9 @@ def doctor(
     was_training = model.training
     model.eval()
     try:
-        return check_plan(plan_export(model, example_inputs, io), was_training)
+        # The checks run the model: torch's notice about its CPU kernel is not a hazard.
+        with torch_kernel_notices():
+            return check_plan(plan_export(model, example_inputs, io), was_training)
     finally:
         model.train(was_training)
 

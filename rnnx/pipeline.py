@@ -28,6 +28,7 @@ from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, Veri
 from rnnx.core.machine import this_machine, verified_record
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest, write_json
 from rnnx.core.metadata import metadata_props
+from rnnx.core.quiet import torch_kernel_notices
 from rnnx.core.version import __version__
 from rnnx.doctor import Finding, check_plan, check_streaming
 from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint
@@ -90,12 +91,15 @@ def export(
     was_training = model.training
     model.eval()
     try:
-        plan = plan_export(model, example_inputs, io, stateless=options.stateless)
-        # rnnx doctor as a pre-flight: hazards are warnings, and recorded in the manifest.
-        findings = check_plan(plan, was_training)
-        for finding in findings:
-            warnings.warn(finding.describe(), RnnxWarning, stacklevel=2)
-        return _write(plan, Path(output_dir), formats, options, source, findings)
+        # Planning, the pre-flight and the verification run the model: torch's notice about the
+        # CPU kernel it picks (rnnx/core/quiet.py) is not about the model. rnnx's warnings pass.
+        with torch_kernel_notices():
+            plan = plan_export(model, example_inputs, io, stateless=options.stateless)
+            # rnnx doctor as a pre-flight: hazards are warnings, and recorded in the manifest.
+            findings = check_plan(plan, was_training)
+            for finding in findings:
+                warnings.warn(finding.describe(), RnnxWarning, stacklevel=2)
+            return _write(plan, Path(output_dir), formats, options, source, findings)
     finally:
         model.train(was_training)  # exporting runs in eval mode; give the module back as it was
 

@@ -39,3 +39,8 @@ class VerificationError(RnnxError):
 
 class RnnxWarning(UserWarning):
     """An export hazard found by `rnnx doctor` (the export goes on; the user should look)."""
+
+
+class FallbackWarning(RnnxWarning, RuntimeWarning):
+    """A session runs on the CPU because the provider or device asked for is missing and the
+    caller allowed falling back (`allow_fallback=True`, `--allow-fallback`)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnx.core.errors import InputError, RnnxError, first_line
+from rnnx.core.errors import FallbackWarning, InputError, RnnxError, first_line
 from rnnx.core.manifest import Manifest
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
@@ -152,7 +152,7 @@ class OnnxRuntimeSession(Session):
             )
         warnings.warn(
             f"provider {requested!r} ({ep}) is not available; running on CPUExecutionProvider",
-            RuntimeWarning,
+            FallbackWarning,
             stacklevel=3,
         )
         return "CPUExecutionProvider", None

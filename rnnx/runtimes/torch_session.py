@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnx.core.errors import RnnxError, first_line
+from rnnx.core.errors import FallbackWarning, RnnxError, first_line
 from rnnx.core.manifest import Manifest
+from rnnx.core.quiet import torch_kernel_notices
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
 
@@ -38,7 +40,7 @@ def fallback_device(device: str, allow_fallback: bool) -> str:
     """`device`, or cpu with a warning when CUDA is missing and the caller allows it."""
     if device.startswith("cuda") and not torch.cuda.is_available() and allow_fallback:
         warnings.warn(
-            f"device {device!r} is not available; running on cpu", RuntimeWarning, stacklevel=4
+            f"device {device!r} is not available; running on cpu", FallbackWarning, stacklevel=4
         )
         return "cpu"
     return device
@@ -48,6 +50,7 @@ class EagerSession(Session):
     """Runs an nn.Module whose forward takes the signature's inputs in order."""
 
     runtime = "eager"
+    _first_call = True  # see _forward
 
     def __init__(
         self, module: torch.nn.Module, signature: Signature, *, device: str = "cpu"
@@ -61,7 +64,13 @@ class EagerSession(Session):
         return [str(self.device)]
 
     def _forward(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        with torch.inference_mode():
+        # torch's notice about a projected LSTM's CPU kernel comes once per process, on the
+        # first forward of such a module: a session's first call is where it can arise (later
+        # calls are not wrapped: catch_warnings touches process state, and streams run in
+        # threads).
+        quiet = torch_kernel_notices() if self._first_call else contextlib.nullcontext()
+        self._first_call = False
+        with torch.inference_mode(), quiet:
             result = self.module(*(tensors[n] for n in self.signature.input_names))
         if isinstance(result, torch.Tensor):
             result = (result,)
