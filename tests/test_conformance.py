@@ -16,7 +16,7 @@ from torch import nn
 
 import rnnx
 from rnnx.core.manifest import read_manifest
-from rnnx.formats import FORMATS, RUNTIMES, runtime_available
+from rnnx.formats import FORMATS, RUNTIMES, runtime_missing
 from rnnx.pipeline import ExportOptions, export
 
 # Small sizes (input 3, hidden 5, proj 2): the whole table runs in about a minute.
@@ -60,7 +60,7 @@ def _table() -> list:
         for runtime in RUNTIMES.values():
             if runtime.opener is None:
                 continue
-            reason = None if runtime_available(runtime) else f"{runtime.name} is not installed"
+            reason = runtime_missing(runtime)
             here = runtime.precisions_here() if reason is None else []
             for format in (f for f in runtime.formats if f in formats):
                 for precision in ("f32", *runtime.precisions):

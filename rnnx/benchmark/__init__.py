@@ -22,7 +22,7 @@ from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, Untr
 from rnnx.core.manifest import Manifest, read_manifest
 from rnnx.core.signature import random_inputs
 from rnnx.cpp_build import runner_path
-from rnnx.formats import FORMATS, RUNTIMES, Runtime, device_for, load, runtime_available
+from rnnx.formats import FORMATS, RUNTIMES, Runtime, device_for, load, runtime_missing
 
 __all__ = [
     "BenchOptions", "BenchRow", "Target", "available_targets", "bench", "configurations",
@@ -214,8 +214,9 @@ def unavailable(target: Target, manifest: Manifest, reference: Any = None) -> st
     if target.runtime.runner is not None:
         found = runner_path(target.runtime).is_file()
         return None if found else target.runtime.install_hint
-    if not runtime_available(target.runtime):
-        return target.runtime.install_hint
+    missing = runtime_missing(target.runtime)
+    if missing:
+        return missing
     if target.precision != "f32" and target.precision not in target.runtime.precisions_here():
         return f"this CPU does not run {target.precision} in {target.runtime.name}"
     return None
