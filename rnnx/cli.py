@@ -685,6 +685,29 @@ def serve(export_dir: Path, http_port: int, grpc_port: int, options: dict[str, A
     run_server(export_dir, TritonOptions(**options), http_port, grpc_port, announce=click.echo)
 
 
+@main.command("web")
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", "site", type=click.Path(path_type=Path), required=True,
+    help="The folder to write the site to.",
+)  # fmt: skip
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(["onnx", "onnx-int8"]),
+    default="onnx",
+    show_default=True,
+    help="The artifact the site runs.",
+)
+@click.option("--force", is_flag=True, help="Replace a site that rnnx web wrote before.")
+def web(export_dir: Path, site: Path, format_name: str, force: bool) -> None:
+    """Write EXPORT_DIR as a static site: the model, onnxruntime-web, rnnx.mjs, a demo page."""
+    from rnnx.web_bundle import WebOptions, write_site
+
+    page = write_site(export_dir, site, WebOptions(format=format_name, force=force))
+    click.echo(f"wrote {site}: serve it (python -m http.server -d {site}) and open {page.name}")
+
+
 @main.command("env")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of lines.")
 def env_command(as_json: bool) -> None:

@@ -216,13 +216,18 @@ class Browser(Host):
     def page(self, threads: int) -> Any:
         """The page whose onnxruntime-web runs `threads` WASM threads (0: its default)."""
         if threads not in self._pages:
-            page = self._browser.new_page()
-            page.set_default_timeout(TIMEOUT_S * 1000)
-            page.goto(f"{self._server.url}/rnnx/runtime.html?threads={threads}")
+            page = self.open(f"{self._server.url}/rnnx/runtime.html?threads={threads}")
             ready = page.wait_for_function("() => window.rnnxReady").json_value()
             self.versions["onnxruntime-web"] = ready.get("onnxruntime", "")
             self._pages[threads] = page
         return self._pages[threads]
+
+    def open(self, url: str) -> Any:
+        """A new page of this browser at `url` (a Playwright Page; the caller closes it)."""
+        page = self._browser.new_page()
+        page.set_default_timeout(TIMEOUT_S * 1000)
+        page.goto(url)
+        return page
 
     def _send(self, request: Mapping[str, Any], threads: int = 0, **transport: Any) -> dict:
         if threading.get_ident() != self._thread:
