@@ -5,6 +5,8 @@ and a missing tool as one line. One browser and one worker serve the whole test 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -110,3 +112,24 @@ def test_options_of_other_runtimes_are_refused(js_hosts, exported) -> None:
     js_hosts("node")
     with pytest.raises(RnnxError, match="runs on cpu here, not 'cuda:0'"):
         rnnx.load(exported["gru"][1], "node", provider="cuda:0")
+
+
+def test_bench_measures_them_beside_the_others(js_hosts, exported) -> None:
+    """Each is timed from Python (transport included) and, as "(js)", inside the browser or
+    Node: the deployment target's own cost, in the same interleaved rounds."""
+    js_hosts("node")
+    js_hosts("web")
+    from rnnx.benchmark import BenchOptions, bench
+
+    directory = exported["gru"][1]
+    options = BenchOptions(runtimes=("eager", "onnxruntime", "node", "web"), times=(6,),
+                           repeats=3, warmup=1)  # fmt: skip
+    rows = bench(directory, options)
+    expected = {"eager", "onnxruntime", "node", "web", "node (js)", "web (js)"}
+    assert {r.runtime for r in rows} == expected
+    by_name = {r.runtime: r for r in rows}
+    assert by_name["web (js)"].providers == "web:wasm:1t" == by_name["web"].providers
+    assert by_name["node (js)"].p50_ms <= by_name["node"].p50_ms
+    assert all(r.p50_ms > 0 and r.repeats == 3 for r in rows)
+    streamed = bench(directory, dataclasses.replace(options, chunks=(2,)))
+    assert {(r.runtime, r.chunk) for r in streamed} == {(name, 2) for name in expected}
