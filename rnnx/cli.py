@@ -231,6 +231,13 @@ def _json_object(text: str) -> dict[str, Any]:
     default=None,
     help="Also write a dynamically quantized ONNX model (model.int8.onnx).",
 )
+@click.option(
+    "--chunk",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Time steps per call of the fixed-chunk pte format (ExecuTorch).",
+)
 @_verify_options
 @_checkpoint_options
 def export(
@@ -243,6 +250,7 @@ def export(
     load_options: Any,
     force: bool,
     quantize: str | None,
+    chunk: int,
     verify_options: Any,
 ) -> None:
     """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
@@ -259,6 +267,7 @@ def export(
         verify_options=verify_options,
         force=force,
         quantize=quantize,
+        chunk=chunk,
     )
     result = export_checkpoint(checkpoint, output_dir, options, load_options)
     spec = result.manifest.spec

@@ -107,6 +107,14 @@ FORMATS: dict[str, Format] = {
             # compiling takes ~20 s a model: asked for by name, so `--format all` stays fast
             default=False,
         ),
+        Format(
+            "pte",
+            "model.pte",
+            "rnnx.exporter.pte_export:write_pte",
+            "ExecuTorch program (XNNPACK), fixed chunks of --chunk N steps plus single steps",
+            default=False,  # lowering an unrolled chunk takes tens of seconds: asked for by name
+            hint="export with --format pte (pip install executorch)",
+        ),
     )
 }
 
@@ -155,6 +163,14 @@ RUNTIMES: dict[str, Runtime] = {
             modules=("torch",),
             devices="cpu",  # the package is compiled for the CPU it was exported on
             runs_code=True,  # the package is a shared library, loaded into this process
+        ),
+        Runtime(
+            "executorch",
+            ("pte",),
+            "rnnx.runtimes.executorch_session:open_executorch",
+            "export with --format pte (pip install executorch)",
+            modules=("executorch",),
+            devices="cpu",
         ),
         Runtime(
             "node",

@@ -56,6 +56,7 @@ class ExportOptions:
     verify_options: VerifyOptions = VerifyOptions()
     force: bool = False  # replace an existing output directory
     quantize: str | None = None  # "int8": also write the onnx-int8 format
+    chunk: int = 16  # time steps per call of the fixed-chunk pte format
 
 
 @dataclasses.dataclass
@@ -190,7 +191,8 @@ def _write(
         notes: dict[str, Any] = {}
         for name in formats:
             path = staging / FORMATS[name].file
-            job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model)
+            job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model,
+                           chunk=options.chunk)  # fmt: skip
             try:
                 notes[name] = resolve(FORMATS[name].writer)(job, path)
             except FormatSkipped as skipped:
