@@ -217,7 +217,13 @@ class Browser(Host):
         """The page whose onnxruntime-web runs `threads` WASM threads (0: its default)."""
         if threads not in self._pages:
             page = self.open(f"{self._server.url}/rnnx/runtime.html?threads={threads}")
-            ready = page.wait_for_function("() => window.rnnxReady").json_value()
+            try:  # the page imports onnxruntime-web: seconds, unless a file fails to load
+                ready = page.wait_for_function("() => window.rnnxReady", timeout=60_000)
+            except Exception as error:  # Playwright's TimeoutError
+                page.close()
+                reason = first_line(error)
+                raise RnnxError(f"web: onnxruntime-web did not start: {reason}") from error
+            ready = ready.json_value()
             self.versions["onnxruntime-web"] = ready.get("onnxruntime", "")
             self._pages[threads] = page
         return self._pages[threads]
