@@ -14,6 +14,7 @@ import contextlib
 import http.server
 import json
 import os
+import queue
 import secrets
 import shutil
 import subprocess
@@ -86,19 +87,25 @@ def missing_web() -> str | None:
 
 
 class Host:
-    """A JavaScript host answering host.mjs requests; releases are batched into the next call
-    (they come from finalizers, which must not drive a browser from wherever GC runs)."""
+    """A JavaScript host answering host.mjs requests. Releases are queued and sent with the
+    next call to the same page (handles are numbered per page): they come from finalizers,
+    which run wherever GC runs, even on the loopback server's thread while a call waits for it
+    to serve a model, so they take no lock and drive no browser."""
 
     name = "js"
 
     def __init__(self) -> None:
-        self._releases: dict[str, list[int]] = {"models": [], "streams": []}
-        self._lock = threading.RLock()
+        self._released: queue.SimpleQueue[tuple[tuple, str, int]] = queue.SimpleQueue()
+        self._pending: dict[tuple, dict[str, list[int]]] = {}
+        self._lock = threading.Lock()
 
     def call(self, request: Mapping[str, Any], **transport: Any) -> dict[str, Any]:
         with self._lock:
-            if any(self._releases.values()):
-                releases, self._releases = self._releases, {"models": [], "streams": []}
+            while not self._released.empty():
+                key, kind, handle = self._released.get()
+                self._pending.setdefault(key, {}).setdefault(kind, []).append(handle)
+            releases = self._pending.pop(tuple(sorted(transport.items())), None)
+            if releases:
                 self._send({"op": "release", **releases}, **transport)
             answer = self._send(request, **transport)
         if "error" in answer:
@@ -106,8 +113,9 @@ class Host:
             raise kind(f"{self.name}: {first_line(answer['error'])}")
         return answer
 
-    def release(self, kind: str, handle: int) -> None:
-        self._releases[kind].append(handle)
+    def release(self, kind: str, handle: int, **transport: Any) -> None:
+        """Let go of a model or stream (by the `transport` it was made with) at the next call."""
+        self._released.put((tuple(sorted(transport.items())), kind, handle))
 
     def model_source(self, path: Path) -> str:
         """How the host names a model file: a path (Node), or a URL (the browser)."""

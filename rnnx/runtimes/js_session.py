@@ -61,7 +61,7 @@ class JsSession(Session):
                              "signature": signature.to_dict(), "options": options})  # fmt: skip
         self._handle = answer["handle"]
         self.last_ms: float | None = None  # the last call's time inside JavaScript
-        weakref.finalize(self, host.release, "models", self._handle)
+        weakref.finalize(self, host.release, "models", self._handle, threads=self._threads)
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._host.call(request, threads=self._threads)
@@ -81,7 +81,7 @@ class JsSession(Session):
         encoded = {name: encode(a) for name, a in state.items()}
         answer = self._call({"op": "stream", "handle": self._handle, "batch": int(batch),
                              "state": encoded})  # fmt: skip
-        return _JsStream(self._host, answer["stream"])
+        return _JsStream(self._host, answer["stream"], self._threads)
 
     def _state_to_numpy(self, state: _JsStream) -> dict[str, np.ndarray]:
         answer = self._call({"op": "state", "stream": state.id})
@@ -96,9 +96,9 @@ class JsSession(Session):
 class _JsStream:
     """A stream's handle in the host; released when the Python stream lets go of it."""
 
-    def __init__(self, host: Host, id: int) -> None:
+    def __init__(self, host: Host, id: int, threads: int) -> None:
         self.id = id
-        weakref.finalize(self, host.release, "streams", id)
+        weakref.finalize(self, host.release, "streams", id, threads=threads)
 
 
 class NodeSession(JsSession):

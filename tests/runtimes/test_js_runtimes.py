@@ -6,6 +6,7 @@ and a missing tool as one line. One browser and one worker serve the whole test 
 from __future__ import annotations
 
 import dataclasses
+import gc
 
 import numpy as np
 import pytest
@@ -133,3 +134,21 @@ def test_bench_measures_them_beside_the_others(js_hosts, exported) -> None:
     assert all(r.p50_ms > 0 and r.repeats == 3 for r in rows)
     streamed = bench(directory, dataclasses.replace(options, chunks=(2,)))
     assert {(r.runtime, r.chunk) for r in streamed} == {(name, 2) for name in expected}
+
+
+def test_a_released_session_frees_its_own_page_only(js_hosts, exported) -> None:
+    """Each WASM thread count has its page, numbering its models from 1: letting go of a
+    session on one page must not release the model of the same number on another."""
+    js_hosts("web")
+    directory = exported["gru"][1]
+    x = np.ones((4, 1, 5), np.float32)
+    two = rnnx.load(directory, "web", threads=2)
+    three = rnnx.load(directory, "web", threads=3)
+    expected = two.run({"input": x})["output"]
+    del two
+    three.run({"input": x})  # Playwright keeps its last call's frames: this one lets go of two
+    gc.collect()
+    np.testing.assert_allclose(three.run({"input": x})["output"], expected, atol=1e-6)
+    assert three.providers == ["web:wasm:3t"]
+    again = rnnx.load(directory, "web", threads=2)  # the page 2 release goes out first
+    np.testing.assert_allclose(again.run({"input": x})["output"], expected, atol=1e-6)
