@@ -5,8 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The web and node runtimes' tools: Debian's Chromium (apt, as root) and the npm packages in
+# js/node_modules (onnxruntime-web, onnxruntime-node; ONNXRUNTIME_NODE_INSTALL=skip: its CPU
+# binaries ship in the package, its install script would download others). What cannot be
+# installed is said in one line, and the tests that need it skip.
+JS_STAMP := js/node_modules/.installed
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: demo test docs bench lint clean
+.PHONY: demo test docs bench lint clean js
 
 $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +24,23 @@ $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 		>/dev/null; } || echo "qemu-user not installed (needs root and apt): AVX2 emulation tests skip"
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(JS_STAMP): js/package.json js/package-lock.json
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -q >/dev/null && $(APT_INSTALL) chromium >/dev/null; } \
+		|| echo "rnnx: Chromium not installed (apt-get install chromium): the web runtime's tests skip"
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -q >/dev/null && $(APT_INSTALL) nodejs npm >/dev/null; } \
+		|| echo "rnnx: npm not installed (apt-get install nodejs npm): the web and node runtimes' tests skip"
+	@if command -v npm >/dev/null && ONNXRUNTIME_NODE_INSTALL=skip npm ci --prefix js \
+		--no-audit --no-fund --loglevel=error >/dev/null; then touch $(JS_STAMP); \
+	else echo "rnnx: npm packages not installed (npm ci --prefix js): the web and node runtimes' tests skip"; fi
+
+js: $(JS_STAMP)
+
+demo: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m rnnx.demo
 
-test: $(STAMP)
+test: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -q
 
 # NO_MKDOCS_2_WARNING: Material's notice about its successor, printed on every build, is about
@@ -36,4 +55,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) build site *.egg-info
+	rm -rf $(VENV) build site *.egg-info js/node_modules

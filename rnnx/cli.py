@@ -289,6 +289,13 @@ def _json_object(text: str) -> dict[str, Any]:
     help="Also write a dynamically quantized ONNX model: int8 (model.int8.onnx, correct on "
     "every x86-64 CPU) or int8-vnni (model.int8-vnni.onnx, faster, VNNI CPUs only).",
 )
+@click.option(
+    "--chunk",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Time steps per call of the fixed-chunk pte format (ExecuTorch).",
+)
 @_verify_options
 @_checkpoint_options
 def export(
@@ -301,6 +308,7 @@ def export(
     load_options: Any,
     force: bool,
     quantize: str | None,
+    chunk: int,
     verify_options: Any,
 ) -> None:
     """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
@@ -317,6 +325,7 @@ def export(
         verify_options=verify_options,
         force=force,
         quantize=quantize,
+        chunk=chunk,
     )
     result = export_checkpoint(checkpoint, output_dir, options, load_options)
     spec = result.manifest.spec
@@ -709,6 +718,29 @@ def serve(export_dir: Path, http_port: int, grpc_port: int, options: dict[str, A
     from rnnx.serving.server import serve as run_server
 
     run_server(export_dir, TritonOptions(**options), http_port, grpc_port, announce=click.echo)
+
+
+@main.command("web")
+@click.argument("export_dir", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", "site", type=click.Path(path_type=Path), required=True,
+    help="The folder to write the site to.",
+)  # fmt: skip
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(["onnx", "onnx-int8"]),
+    default="onnx",
+    show_default=True,
+    help="The artifact the site runs.",
+)
+@click.option("--force", is_flag=True, help="Replace a site that rnnx web wrote before.")
+def web(export_dir: Path, site: Path, format_name: str, force: bool) -> None:
+    """Write EXPORT_DIR as a static site: the model, onnxruntime-web, rnnx.mjs, a demo page."""
+    from rnnx.web_bundle import WebOptions, write_site
+
+    page = write_site(export_dir, site, WebOptions(format=format_name, force=force))
+    click.echo(f"wrote {site}: serve it (python -m http.server -d {site}) and open {page.name}")
 
 
 @main.command("env")

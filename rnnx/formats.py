@@ -60,6 +60,9 @@ class Runtime:
     # its artifact is native code (a compiled library) that opening it runs: an export
     # directory is untrusted input, so only an explicit trust opens it (check_code_trust)
     runs_code: bool = False
+    # "module:function" -> why it cannot run here (one line: what to install), or None; for
+    # what `modules` cannot say (a browser, an npm package)
+    check: str | None = None
 
     def precisions_here(self) -> list[str]:
         """The reduced precisions this runtime runs on this machine."""
@@ -122,6 +125,14 @@ FORMATS: dict[str, Format] = {
             # compiling takes ~20 s a model: asked for by name, so `--format all` stays fast
             default=False,
         ),
+        Format(
+            "pte",
+            "model.pte",
+            "rnnx.exporter.pte_export:write_pte",
+            "ExecuTorch program (XNNPACK), fixed chunks of --chunk N steps plus single steps",
+            default=False,  # lowering an unrolled chunk takes tens of seconds: asked for by name
+            hint="export with --format pte (pip install executorch)",
+        ),
     )
 }
 
@@ -170,6 +181,31 @@ RUNTIMES: dict[str, Runtime] = {
             modules=("torch",),
             devices="cpu",  # the package is compiled for the CPU it was exported on
             runs_code=True,  # the package is a shared library, loaded into this process
+        ),
+        Runtime(
+            "executorch",
+            ("pte",),
+            "rnnx.runtimes.executorch_session:open_executorch",
+            "export with --format pte (pip install executorch)",
+            modules=("executorch",),
+            devices="cpu",
+        ),
+        Runtime(
+            "node",
+            ("onnx", "onnx-int8", "onnx-folded"),
+            "rnnx.runtimes.js_session:open_node",
+            "apt-get install nodejs npm, then `make js` (the npm package onnxruntime-node)",
+            devices="cpu",
+            check="rnnx.runtimes.js_host:missing_node",
+        ),
+        Runtime(
+            "web",
+            ("onnx", "onnx-int8", "onnx-folded"),
+            "rnnx.runtimes.js_session:open_web",
+            "apt-get install chromium, pip install playwright, then `make js` (onnxruntime-web)",
+            modules=("playwright",),
+            devices="cpu",
+            check="rnnx.runtimes.js_host:missing_web",
         ),
         Runtime(
             "cpp-onnxruntime",
@@ -248,7 +284,15 @@ def check_cpu(format: str, path: Any, machine: Any = None) -> None:
 
 def runtime_available(runtime: Runtime) -> bool:
     """Whether this machine has what `runtime` needs (not whether an export has its format)."""
-    return all(importlib.util.find_spec(m) is not None for m in runtime.modules)
+    return runtime_missing(runtime) is None
+
+
+def runtime_missing(runtime: Runtime) -> str | None:
+    """What this machine lacks to run `runtime` (one line saying how to install it), or None."""
+    absent = [m for m in runtime.modules if importlib.util.find_spec(m) is None]
+    if absent:
+        return f"runtime {runtime.name} needs {', '.join(absent)}: {runtime.install_hint}"
+    return resolve(runtime.check)() if runtime.check else None
 
 
 def get_runtime(name: str) -> Runtime:
@@ -299,8 +343,9 @@ def load(
         raise RnnxError(f"the {runtime} runtime reads no artifact; format={format!r} is not for it")
     else:
         options.update(reference=reference, trust=trust)
-    if not runtime_available(entry):
-        raise RnnxError(f"runtime {runtime} needs {', '.join(entry.modules)}: {entry.install_hint}")
+    missing = runtime_missing(entry)
+    if missing:
+        raise RnnxError(missing)
     if path is not None:
         _warn_if_unverified_here(export_dir, manifest, entry, format or entry.formats[0],
                                  options.get("precision") or "f32")  # fmt: skip
@@ -466,6 +511,9 @@ def verification_sessions(
                   for name in manifest.artifacts]  # fmt: skip
     else:
         entry = get_runtime(runtime)
+        missing = runtime_missing(entry)
+        if missing:
+            raise RnnxError(missing)
         chosen = [(name, entry) for name in entry.formats
                   if name in manifest.artifacts and format in (None, name)]  # fmt: skip
         if not chosen:

@@ -61,6 +61,7 @@ class ExportOptions:
     # "int8": also write the onnx-int8 format (any x86-64 CPU); "int8-vnni": onnx-int8-vnni
     # (faster, VNNI CPUs only); both, comma-separated
     quantize: str | None = None
+    chunk: int = 16  # time steps per call of the fixed-chunk pte format
 
 
 @dataclasses.dataclass
@@ -235,7 +236,8 @@ def _write(
         notes: dict[str, Any] = {}
         for name in formats:
             path = staging / FORMATS[name].file
-            job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model)
+            job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model,
+                           chunk=options.chunk)  # fmt: skip
             try:
                 notes[name] = resolve(FORMATS[name].writer)(job, path)
             except FormatSkipped as skipped:

@@ -78,8 +78,10 @@ def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) ->
         repeats=options.repeats,
         trust=options.trust,
     )
-    rows = bench(export_dir, bench_options)
     by_name = {t.name: t for t in candidates}
+    # the rows of what rnnx.load can open (not bench's "(js)" rows: the web and node runtimes
+    # timed inside JavaScript, which a Python caller does not get)
+    rows = [r for r in bench(export_dir, bench_options) if r.runtime in ("eager", *by_name)]
     choices = []
     for shape in sorted({(r.batch, r.time, r.threads) for r in rows}):
         measured = [r for r in rows

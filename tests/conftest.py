@@ -44,3 +44,20 @@ def pt2_exports(tmp_path_factory) -> dict[str, tuple[nn.Module, Path]]:
         export(module, root / name, ExportOptions(formats=("pt2",), verify=False))
         result[name] = (module, root / name)
     return result
+
+
+@pytest.fixture(scope="session")
+def js_hosts():
+    """The web and node runtimes' browser and worker, shared by every test of the session
+    (rnnx.runtimes.js_host starts each once); stopped when the session ends. Call it with a
+    runtime's name to skip, with the one line saying what to install, where it cannot run."""
+    from rnnx.formats import RUNTIMES, runtime_missing
+    from rnnx.runtimes.js_host import close_shared
+
+    def need(runtime: str) -> None:
+        missing = runtime_missing(RUNTIMES[runtime])
+        if missing:
+            pytest.skip(missing)
+
+    yield need
+    close_shared()

@@ -89,8 +89,12 @@ def interleaved(
     repeats: int,
     warmup: int,
     min_seconds: float,
+    inner: Mapping[str, tuple[str, Callable[[], float]]] = {},
 ) -> dict[int | None, dict[str, tuple[tuple[float, float, float], int]]]:
-    """Per chunk (None: whole sequences), per runtime: (p50, p90, p99) in ms and the count."""
+    """Per chunk (None: whole sequences), per runtime: (p50, p90, p99) in ms and the count.
+
+    `inner`: runtime -> (series, the milliseconds its last call took inside the runtime, as it
+    measured them: a JavaScript host's, without the transport), a series of its own."""
     results: dict[int | None, dict[str, tuple[tuple[float, float, float], int]]] = {}
     if not calls:  # only C++ runners were asked for: they time themselves
         return results
@@ -98,6 +102,7 @@ def interleaved(
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     for chunk in next(iter(calls.values())):
         samples: dict[str, list[float]] = {r: [] for r in calls}
+        samples.update({series: [] for series, _ in inner.values()})
         for _ in range(warmup):
             for r in calls:
                 calls[r][chunk]()
@@ -108,6 +113,8 @@ def interleaved(
                 t0 = time.perf_counter()
                 calls[r][chunk]()
                 samples[r].append(time.perf_counter() - t0)
+                if r in inner:
+                    samples[inner[r][0]].append(inner[r][1]() / 1e3)
             rounds += 1
         results[chunk] = {
             r: (tuple(float(np.percentile(np.array(v) * 1e3, q)) for q in (50, 90, 99)), len(v))

@@ -62,6 +62,7 @@ class WriteJob:
     written: Mapping[str, Path]  # the formats written so far (a derived format reads its base)
     opset: int
     onnx_model: Any = None  # the onnx_ir model, built once (whole models need its output dims)
+    chunk: int = 16  # the time steps of a fixed-length format's call (pte)
 
 
 def dynamic_shapes(
