@@ -312,9 +312,14 @@ def load(
     reference: Any = None,
     format: str | None = None,
     trust: Any = None,
+    warn_unverified: bool = True,
     **options: Any,
 ) -> Session:
     """Open an export directory as a Session: `session.run(feeds) -> outputs`.
+
+    An int8 or bf16 artifact that never passed verification on this CPU class (the manifest's
+    `verified_on`) is opened with a warning, once per process, unless `warn_unverified` is
+    False (rnnx bench: it measures speed; rnnx tune verifies before it measures).
 
     runtime: "auto" (what `rnnx tune` recorded as fastest for `batch=N`), or a name from
     RUNTIMES: "onnxruntime" (provider "cpu", "cuda[:N]" or any installed
@@ -346,7 +351,7 @@ def load(
     missing = runtime_missing(entry)
     if missing:
         raise RnnxError(missing)
-    if path is not None:
+    if path is not None and warn_unverified:
         _warn_if_unverified_here(export_dir, manifest, entry, format or entry.formats[0],
                                  options.get("precision") or "f32")  # fmt: skip
     opener = resolve(entry.opener)
@@ -522,7 +527,7 @@ def verification_sessions(
     for name, entry in chosen:  # an artifact this CPU cannot run correctly: said, not hidden
         reason = cpu_refusal(name, machine)
         if reason and format == name:
-            raise RnnxError(f"'{export_dir}': {reason}")
+            raise RnnxError(f"'{export_dir}': not verified on this CPU: {reason}")
         if reason:
             warnings.warn(f"{reason}; not verified here", RnnxWarning, stacklevel=3)
         else:

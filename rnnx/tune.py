@@ -53,7 +53,8 @@ def verified_targets(
         if target.format is None or target.runtime.runner is not None:
             continue  # the reference itself, and C++ runners (not opened by rnnx.load)
         try:
-            report = verify(export_dir, options=verify_options, trust=trust,
+            # recorded in verified_on: what passes here need not warn when rnnx.load opens it
+            report = verify(export_dir, options=verify_options, trust=trust, record=True,
                             runtime=target.runtime.name, **target.options)  # fmt: skip
         except RnnxError as error:  # a runtime that refuses this model or option
             rejected[target.name] = str(error)
@@ -66,7 +67,6 @@ def verified_targets(
 
 
 def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) -> TuneResult:
-    manifest = read_manifest(export_dir)
     candidates, rejected = verified_targets(export_dir, options.verify_options, options.trust)
     if not candidates:
         raise RnnxError(f"no runtime passes verification for '{export_dir}': {rejected}")
@@ -93,6 +93,7 @@ def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) ->
             "runtime": target.runtime.name, "options": target.options,
             "p50_ms": best.p50_ms, "ratio_to_eager": best.ratio_to_eager,
         })  # fmt: skip
-    recorded = dataclasses.replace(manifest, tuned=tuple(choices))
+    # read again: the verification above recorded where each candidate passed
+    recorded = dataclasses.replace(read_manifest(export_dir), tuned=tuple(choices))
     write_json(Path(export_dir) / MANIFEST, recorded.to_dict())
     return TuneResult(rows, rejected, choices)

@@ -281,5 +281,6 @@ def _open(
     device = device_for(runtime, provider)
     if target.format is None:
         return load(export_dir, runtime.name, provider=device, reference=reference, trust=trust)
+    # measured for speed (verification is rnnx verify's and rnnx tune's): no unverified warning
     return load(export_dir, runtime.name, provider=device, threads=threads, trust=trust,
-                **target.options, **runtime.bench_options)  # fmt: skip
+                warn_unverified=False, **target.options, **runtime.bench_options)  # fmt: skip

@@ -118,8 +118,9 @@ class Host:
         self._released.put((tuple(sorted(transport.items())), kind, handle))
 
     def model_source(self, path: Path) -> str:
-        """How the host names a model file: a path (Node), or a URL (the browser)."""
-        return os.fspath(path)
+        """How the host names a model file: a path (Node), or a URL (the browser). Absolute:
+        the host process is shared and keeps the working directory it started in."""
+        return os.fspath(Path(path).resolve())
 
     def _send(self, request: Mapping[str, Any], **transport: Any) -> dict[str, Any]:
         raise NotImplementedError

@@ -48,6 +48,11 @@ OPAQUE = {
     ("rnnx/exporter/onnx_export.py", "build_onnx"),  # the exporter's diagnosis (diagnose.py)
     ("rnnx/pipeline.py", "export"),  # a doctor Finding, listed with the hazards
     ("rnnx/pipeline.py", "_write"),  # the streamability Finding, listed with the hazards
+    # runtime_missing(): how to install a runtime's tool, listed where it is built
+    ("rnnx/formats.py", "load"),
+    ("rnnx/formats.py", "verification_sessions"),
+    ("rnnx/runtimes/js_host.py", "__init__"),
+    ("rnnx/web_bundle.py", "write_site"),
 }
 
 
