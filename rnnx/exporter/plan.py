@@ -23,10 +23,11 @@ from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.model_io import (
     FlatIO,
     ModelIO,
+    bidirectional_layers_run,
     flatten_inputs,
     input_signature,
+    not_streamable,
     resolve_io,
-    streamable,
     whole_model_signature,
 )
 
@@ -49,6 +50,7 @@ class ExportPlan:
     axes: tuple[Axis, ...]  # constraints on the symbolic axes (minimum sizes, strides)
     user_module: nn.Module  # the module the user gave (not the wrapper that is traced)
     input_structure: str | None = None  # forward's nested arguments (InputStructure.to_json)
+    not_streamable: str | None = None  # why it cannot stream, when it has states to carry
 
 
 @dataclasses.dataclass
@@ -65,17 +67,23 @@ class WriteJob:
 
 
 def dynamic_shapes(
-    module: nn.Module, inputs: Sequence[TensorSpec], constraints: Sequence[Axis] = ()
+    module: nn.Module,
+    inputs: Sequence[TensorSpec],
+    constraints: Sequence[Axis] = (),
+    *,
+    automatic: bool = False,
 ) -> Any:
     """torch.export's `dynamic_shapes` for `module` (forward takes `inputs`, in order): each
     symbolic axis ("batch", "time") one torch.export.Dim, shared by every input that has it;
     an axis of `constraints` takes the sizes minimum + k * multiple (a front end's kernel and
-    stride)."""
+    stride); `automatic`: torch.export.Dim.AUTO for each."""
     by_name = {a.name: a for a in constraints}
     dims: dict[str, Any] = {}
     for name in sorted({d for t in inputs for d in t.dims if isinstance(d, str)}):
         axis = by_name.get(name, Axis(name))
-        if axis.multiple == 1:
+        if automatic:  # torch.export's choice, ranges included (the capture routes' second)
+            dims[name] = torch.export.Dim.AUTO
+        elif axis.multiple == 1:
             dims[name] = torch.export.Dim(name, min=axis.min)
         else:
             steps = torch.export.Dim(f"{name}_steps", min=0)
@@ -143,8 +151,13 @@ def _module_plan(
     leaves, structure = flatten_inputs(model, tuple(arguments))
     module = FlatIO(model, structure)
     example = [leaf.tensor for leaf in leaves]
-    with torch.inference_mode():
-        outputs = list(module(*example))
+    outputs: list[torch.Tensor] = []
+
+    def run() -> None:
+        with torch.inference_mode():
+            outputs.extend(module(*example))
+
+    bidirectional = bidirectional_layers_run(model, run)
     model_io = resolve_io(model, leaves, outputs, io)
     if io is None and getattr(model, "rnnx_io", None) is None:
         model_io = _probed(module, leaves, model_io)
@@ -154,7 +167,8 @@ def _module_plan(
             f"{len(model_io.outputs)} outputs"
         )
     dtypes = [str(t.dtype).removeprefix("torch.") for t in outputs]
-    is_streamable = streamable(model, model_io)
+    streaming_reason = not_streamable(model_io, bidirectional)
+    is_streamable = streaming_reason is None
     inputs = input_signature(model_io, example)
     return ExportPlan(
         module=module,
@@ -167,6 +181,7 @@ def _module_plan(
         axes=model_io.axes,
         user_module=model,
         input_structure=structure.to_json() if structure else None,
+        not_streamable=streaming_reason,
     )
 
 
