@@ -112,8 +112,9 @@ class VerificationReport:
         return any(c.passed for c in own) and all(c.passed is not False for c in own)
 
     def first_failure(self, artifact: str | None = None) -> str:
-        failed = [c for c in self.checks
-                  if c.passed is False and artifact in (None, c.artifact)]  # fmt: skip
+        """The first failed check (of `artifact`, or of eager itself at the same inputs)."""
+        failed = [c for c in self.checks if c.passed is False
+                  and (artifact is None or c.artifact in (artifact, "eager"))]  # fmt: skip
         return failed[0].describe() if failed else "no failure"
 
     def only(self, artifacts: Any) -> VerificationReport:

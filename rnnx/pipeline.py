@@ -199,10 +199,9 @@ def _write(
                 captured, start = (
                     _capture(plan, options.opset, start, failures) if graph else (None, 0)
                 )
-            except RnnxError as error:
+            except RnnxError:
                 if last is None:
                     raise
-                primary = primary or error
                 # no later route made a graph: the last one's artifacts stand, each on its own
                 manifest, report = last
                 manifest = _keep_verified(staging, manifest, report, required, primary)

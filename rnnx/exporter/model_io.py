@@ -278,20 +278,37 @@ def not_streamable(io: ModelIO, bidirectional_run: Sequence[str] = ()) -> str | 
     return None
 
 
-def bidirectional_layers_run(model: nn.Module, run: Any) -> list[str]:
-    """The bidirectional recurrent layers of `model` that `run()` calls (a layer the forward
-    does not use, such as an encoder held by a decoder step, is no reason not to stream)."""
+@dataclasses.dataclass
+class LayersRun:
+    """What one run of forward shows of its recurrent layers."""
+
+    bidirectional: list[str]  # the bidirectional layers forward calls, by name
+    batch: int | None  # the batch size the first layer called is fed (None: no layer)
+
+
+def layers_run(model: nn.Module, run: Any) -> LayersRun:
+    """The recurrent layers `run()` calls: the bidirectional ones (a layer the forward does not
+    use, such as an encoder held by a decoder step, is no reason not to stream) and the batch
+    size the first one sees (which tells the batch axis of an input when names cannot)."""
     names = {id(m): n or type(m).__name__ for n, m in model.named_modules()
-             if isinstance(m, nn.RNNBase) and m.bidirectional}  # fmt: skip
-    called: list[str] = []
-    hooks = [m.register_forward_pre_hook(lambda m, args: called.append(names[id(m)]))
-             for m in model.modules() if id(m) in names]  # fmt: skip
+             if isinstance(m, nn.RNNBase)}  # fmt: skip
+    seen = LayersRun([], None)
+
+    def record(layer: nn.Module, args: tuple) -> None:
+        if layer.bidirectional:  # type: ignore[union-attr]
+            seen.bidirectional.append(names[id(layer)])
+        data = args[0] if args else None
+        if seen.batch is None and isinstance(data, torch.Tensor) and data.dim() == 3:
+            seen.batch = int(data.shape[0 if layer.batch_first else 1])  # type: ignore[union-attr]
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if id(m) in names]
     try:
         run()
     finally:
         for hook in hooks:
             hook.remove()
-    return list(dict.fromkeys(called))
+    seen.bidirectional = list(dict.fromkeys(seen.bidirectional))
+    return seen
 
 
 def whole_model_signature(

@@ -15,17 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnx.core.errors import RnnxError, UnsupportedModelError
+from rnnx.core.errors import RnnxError, UnsupportedModelError, first_line
 from rnnx.core.signature import Axis, Signature, TensorSpec, random_inputs
 from rnnx.core.spec import LayerSpec
 from rnnx.exporter import axes
+from rnnx.exporter.diagnose import user_frame
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.model_io import (
     FlatIO,
     ModelIO,
-    bidirectional_layers_run,
     flatten_inputs,
     input_signature,
+    layers_run,
     not_streamable,
     resolve_io,
     whole_model_signature,
@@ -157,17 +158,17 @@ def _module_plan(
         with torch.inference_mode():
             outputs.extend(module(*example))
 
-    bidirectional = bidirectional_layers_run(model, run)
+    layers = layers_run(model, run)
     model_io = resolve_io(model, leaves, outputs, io)
     if io is None and getattr(model, "rnnx_io", None) is None:
-        model_io = _probed(module, leaves, model_io)
+        model_io = _probed(module, leaves, model_io, layers.batch)
     if len(outputs) != len(model_io.outputs):
         raise UnsupportedModelError(
             f"{type(model).__name__} returns {len(outputs)} tensors but its I/O names "
             f"{len(model_io.outputs)} outputs"
         )
     dtypes = [str(t.dtype).removeprefix("torch.") for t in outputs]
-    streaming_reason = not_streamable(model_io, bidirectional)
+    streaming_reason = not_streamable(model_io, layers.bidirectional)
     is_streamable = streaming_reason is None
     inputs = input_signature(model_io, example)
     return ExportPlan(
@@ -185,18 +186,44 @@ def _module_plan(
     )
 
 
-def _probed(module: nn.Module, leaves: Sequence[Any], model_io: ModelIO) -> ModelIO:
+def _probed(
+    module: nn.Module, leaves: Sequence[Any], model_io: ModelIO, layer_batch: int | None
+) -> ModelIO:
     """Inferred I/O with the data inputs' axes found by running the model (exporter/axes.py)."""
     states = {i for _, i in model_io.state_pairs}
     data = [n for n in model_io.inputs if n not in states and n not in model_io.lengths]
     example = axes.Tensors(tuple(model_io.inputs), tuple(leaf.tensor for leaf in leaves),
                            dict(model_io.dims), frozenset(model_io.lengths))  # fmt: skip
-    probed = axes.probe(module, example, data)
+    probed = axes.probe(module, example, data, layer_batch)
+    if probed.static:
+        _refuse_static(module, example)
     return dataclasses.replace(
         model_io,
         dims=probed.dims,
         min_sizes={name: minimum for name, (minimum, _) in probed.axes.items() if minimum > 1},
         multiples={name: multiple for name, (_, multiple) in probed.axes.items() if multiple > 1},
+    )
+
+
+def _refuse_static(module: nn.Module, example: axes.Tensors) -> None:
+    """Forward takes no data input at another size (a decoder step written for one sentence,
+    `.view(1, 1, -1)`): every artifact needs a batch axis (the metadata contract), so it is
+    refused, naming the line that fails at another batch size, rather than exported with axes
+    it does not have."""
+    sizes = example.sizes()
+    reason = "it fails at every other size"
+    if "batch" in sizes:
+        try:
+            with torch.inference_mode():
+                module(*example.resized({**sizes, "batch": sizes["batch"] + 1}))
+        except Exception as error:  # the reason, at the user's line
+            where = user_frame(error)
+            at = f" at {where}" if where else ""
+            reason = f"at batch {sizes['batch'] + 1} it fails{at} ({first_line(error, 160)})"
+    raise UnsupportedModelError(
+        f"forward takes its inputs at the example's sizes only: {reason}; rnnx exports models "
+        "whose batch (and time) size follows the inputs: fix: derive sizes from the inputs "
+        "(x.shape[0] instead of a fixed 1 in view/reshape)"
     )
 
 
