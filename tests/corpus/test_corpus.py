@@ -45,6 +45,11 @@ KNOWN_CONSTRUCTS = {
     "host-lengths",
     "python-shape-logic",
     "receptive-field",
+    "lengths-gather",
+    "final-state-head",
+    "fixed-window",
+    "step-model",
+    "fixed-batch",
 }
 ATOL, RTOL = 1e-4, 1e-3
 
@@ -92,6 +97,26 @@ CORPUS = [
     Row(
         "darts_block_rnn",
         "exports",
+    ),
+    Row(
+        "gru4rec",
+        "exports",
+    ),
+    Row(
+        "speaker_encoder",
+        "exports",
+    ),
+    Row(
+        "lstnet",
+        "exports",
+    ),
+    Row(
+        "attn_decoder_step",
+        "refused",
+        # batch 1 is built into forward (.view(1, 1, -1)) and the metadata contract needs a
+        # batch axis: refused at the line that fails at another batch, with the fix.
+        refusal=r"example's sizes only: at batch 2 it fails at attn_decoder_step\.py:\d+.*"
+        r"fix: derive sizes from the inputs",
     ),
 ]
 
@@ -208,7 +233,8 @@ def test_corpus_file_runs_in_eager_pytorch(row: Row) -> None:
     with torch.inference_mode():
         first, second = model(*example), model(*other)
     assert _flatten(first) and _flatten(second)
-    assert _flatten(example)[0].shape != _flatten(other)[0].shape
+    if not getattr(corpus, "STATIC", False):  # a model written for one shape has no other
+        assert _flatten(example)[0].shape != _flatten(other)[0].shape
     torch.testing.assert_close(_flatten(model(*example)), _flatten(first))  # deterministic
 
 
