@@ -248,7 +248,7 @@ def _capture(
     none does, rnnx's own route's error (it names the line and the fix), the others' after."""
     errors: list[RnnxError] = []
     for index in range(start, len(ROUTES)):
-        result = ROUTES[index].capture(plan, opset)
+        result = ROUTES[index].run(plan, opset)
         if isinstance(result, Captured):
             return result, index
         failures.append({"route": result.route, "reason": result.reason, "error": result.error})

@@ -231,6 +231,16 @@ def check_float32(model: nn.Module) -> None:
     for name, parameter in model.named_parameters():
         if parameter.dtype != torch.float32:
             raise UnsupportedModelError(
-                f"parameter {name} is {parameter.dtype}; rnnx exports float32 models "
-                "(call .float())"
+                f"{_defined_at(model)}parameter {name} is {parameter.dtype}; rnnx exports "
+                "float32 models (call .float(), and make tensors forward creates float32)"
             )
+
+
+def _defined_at(model: nn.Module) -> str:
+    """`file.py:line: ` of the model's class definition, where a refusal about it points."""
+    try:
+        path = inspect.getsourcefile(type(model))
+        line = inspect.getsourcelines(type(model))[1]
+    except (OSError, TypeError):
+        return ""
+    return f"{Path(path).name}:{line}: " if path else ""

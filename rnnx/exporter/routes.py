@@ -13,10 +13,10 @@ the earlier ones failed, as Polygraphy's runner list does.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import dataclasses
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import onnx
 import onnx_ir as ir
@@ -56,6 +56,13 @@ class Route:
     description: str
     capture: Callable[[ExportPlan, int], Captured | CaptureFailure]
 
+    def run(self, plan: ExportPlan, opset: int) -> Captured | CaptureFailure:
+        """Capture, then put back what capturing assigned to the model (a forward that sets
+        attributes, weight drop's: torch.export and the trace both run it, and may leave
+        parameters where plain tensors were), so the next route and eager see it as it was."""
+        with _restored(plan.module):
+            return self.capture(plan, opset)
+
 
 def _torch_export(plan: ExportPlan, opset: int) -> Captured | CaptureFailure:
     try:
@@ -84,10 +91,7 @@ def _legacy(plan: ExportPlan, opset: int) -> Captured | CaptureFailure:
     dynamic = {t.name: {axis: d for axis, d in enumerate(t.dims) if isinstance(d, str)}
                for t in plan.inputs}  # fmt: skip
     buffer = io.BytesIO()
-    try:  # a trace runs forward for real: a forward that assigns parameters must not keep them
-        module = copy.deepcopy(plan.module)
-    except Exception as error:  # a module that cannot be copied is not traced
-        return CaptureFailure("torch.onnx-legacy", ExportError(f"cannot copy the model: {error}"))
+    module = plan.module  # not a copy: a forward may be a closure over the model itself
     with host_lengths_traceable(module), _quiet():
         try:
             torch.onnx.export(module, tuple(plan.example), buffer, dynamo=False,
@@ -111,6 +115,27 @@ def _legacy(plan: ExportPlan, opset: int) -> Captured | CaptureFailure:
         reason = f"forward fails at other sizes ({first_line(error)})"
         return CaptureFailure("torch.onnx-legacy", ExportError(reason))
     return Captured("torch.onnx-legacy", model, dims)
+
+
+@contextlib.contextmanager
+def _restored(module: torch.nn.Module) -> Iterator[None]:
+    """Every submodule's parameters, buffers and tensor attributes as they were before."""
+    saved = [(m, dict(m._parameters), dict(m._buffers),
+              {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)})
+             for m in module.modules()]  # fmt: skip
+    try:
+        yield
+    finally:
+        for m, parameters, buffers, tensors in saved:
+            m._parameters.clear()
+            m._parameters.update(parameters)
+            m._buffers.clear()
+            m._buffers.update(buffers)
+            for key in [k for k, v in vars(m).items() if isinstance(v, torch.Tensor)]:
+                if key not in tensors:
+                    delattr(m, key)
+            for key, value in tensors.items():
+                object.__setattr__(m, key, value)
 
 
 ROUTES: tuple[Route, ...] = (
