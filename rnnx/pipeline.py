@@ -298,6 +298,14 @@ def _stage(
             warnings.warn(f"{name}: {skipped}; not written", RnnxWarning, stacklevel=5)
             notes[name] = {"skipped": str(skipped)}
             continue
+        except RnnxError as failed:  # a default format that cannot be written is left out
+            if name in _named(options) or isinstance(failed, UnsupportedModelError):
+                raise
+            path.unlink(missing_ok=True)
+            warnings.warn(f"{name}: left out, it cannot be written: {failed}", RnnxWarning,
+                          stacklevel=5)  # fmt: skip
+            notes[name] = {"skipped": f"cannot be written: {failed}"}
+            continue
         written[name] = path
     if not written:  # every format asked for skipped this model: an export of nothing
         reasons = "; ".join(f"{n}: {notes[n]['skipped']}" for n in formats)

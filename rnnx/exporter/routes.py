@@ -92,7 +92,7 @@ def _legacy(plan: ExportPlan, opset: int) -> Captured | CaptureFailure:
                for t in plan.inputs}  # fmt: skip
     buffer = io.BytesIO()
     module = plan.module  # not a copy: a forward may be a closure over the model itself
-    with host_lengths_traceable(module), _quiet():
+    with _restored(module), host_lengths_traceable(module), _quiet():
         try:
             torch.onnx.export(module, tuple(plan.example), buffer, dynamo=False,
                               opset_version=opset, input_names=[t.name for t in plan.inputs],
@@ -119,14 +119,17 @@ def _legacy(plan: ExportPlan, opset: int) -> Captured | CaptureFailure:
 
 @contextlib.contextmanager
 def _restored(module: torch.nn.Module) -> Iterator[None]:
-    """Every submodule's parameters, buffers and tensor attributes as they were before."""
+    """Every submodule's parameters, buffers, tensor attributes and train/eval mode as they
+    were before (the TorchScript-based exporter puts the mode back with model.train(mode) on
+    the top module, which resets every submodule to it)."""
     saved = [(m, dict(m._parameters), dict(m._buffers),
-              {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)})
+              {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor)}, m.training)
              for m in module.modules()]  # fmt: skip
     try:
         yield
     finally:
-        for m, parameters, buffers, tensors in saved:
+        for m, parameters, buffers, tensors, training in saved:
+            m.training = training
             m._parameters.clear()
             m._parameters.update(parameters)
             m._buffers.clear()
