@@ -172,3 +172,11 @@ def test_a_model_that_cannot_stream_is_refused_for_its_own_reason_only(tmp_path)
         rnnx.load(tmp_path / "out").stream()
     assert "lengths input ('lengths')" in str(refused.value)
     assert "bidirectional" not in str(refused.value) and "front end" not in str(refused.value)
+
+
+def test_a_default_format_that_cannot_be_written_is_left_out(tmp_path, monkeypatch) -> None:
+    monkeypatch.delattr(torch.jit, "trace")  # torch.jit.trace gone (newer Pythons)
+    with pytest.warns(RnnxWarning, match="torchscript: left out, it cannot be written"):
+        result = export(nn.GRU(3, 4).eval(), tmp_path / "out")
+    assert list(result.manifest.artifacts) == ["onnx"] and result.report.passed
+    assert "torch.jit.trace is not available" in result.manifest.notes["torchscript"]["skipped"]
