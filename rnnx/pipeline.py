@@ -474,8 +474,10 @@ def _cause(name: str, manifest: Manifest, report: VerificationReport) -> str:
 
 
 def _named(options: ExportOptions) -> set[str]:
-    """The formats the user asked for by name ("all" names none: it asks for what passes)."""
-    return {name for name in options.formats if name != "all"}
+    """The formats the user asked for by name ("all" names none: it asks for what passes);
+    --quantize names its int8 formats."""
+    quantized = {f"onnx-{q.strip()}" for q in (options.quantize or "").split(",") if q.strip()}
+    return {name for name in options.formats if name != "all"} | quantized
 
 
 def _formats(options: ExportOptions) -> list[str]:
