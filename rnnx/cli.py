@@ -314,11 +314,10 @@ def export(
     """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
     from rnnx.pipeline import ExportOptions, export_checkpoint
 
+    # "all" stays "all": the default formats, each kept if it verifies; a name is required
     names = [n.strip() for n in fmt.split(",") if n.strip()]
-    formats = [n for name in names for n in (format_choices(defaults_only=True)
-                                               if name == "all" else [name])]  # fmt: skip
     options = ExportOptions(
-        formats=tuple(dict.fromkeys(formats)),
+        formats=tuple(dict.fromkeys(names)),
         opset=opset,
         stateless=stateless,
         verify=not no_verify,
@@ -781,3 +780,5 @@ def _print_report(report: Any) -> None:
             f"  {status} {artifact:<21} {row['cases']:>3} checks  "
             f"max abs {row['max_abs_error']:.2e}  max rel {row['max_rel_error']:.2e}"
         )
+        for reason in row.get("skipped", ()):
+            click.echo(f"       {artifact}: a check skipped: {reason}")

@@ -211,8 +211,14 @@ def check_streaming(module: nn.Module, signature: Signature) -> tuple[Signature,
     than streamed wrong. The same run tells how a derived output axis such as `time*batch`
     (`out.view(-1, n)`) is laid out, which the signature then spells in memory order.
     """
-    if not signature.streamable or not any("time" in t.dims for t in signature.data_inputs):
-        return signature, []  # nothing to chunk (step models are streamed a step per call)
+    carried = {o for o, _ in signature.state_pairs}
+    per_step = [t for t in signature.outputs
+                if t.name not in carried and any(time_layout(d) for d in t.dims)]  # fmt: skip
+    timed = [any(time_layout(d) for d in t.dims) for t in signature.data_inputs]
+    if not signature.streamable or not any(timed) or (not per_step and not all(timed)):
+        # nothing to chunk: a step model (a decoder step attending over a memory that has a
+        # time axis of its own included) is streamed a step per call
+        return signature, []
     eager = EagerSession(module, signature)
     probe = signature.fit(_STREAM_PROBE)
     feeds = random_inputs(signature, probe, seed=7)

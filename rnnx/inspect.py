@@ -113,6 +113,7 @@ def read_export_dir(path: Path) -> Inspection:
         f"{a['file']} is listed in the manifest but missing" for a in artifacts if a["size"] is None
     ]
     notes += [f"doctor: {d.get('hazard')}: {d.get('message')}" for d in manifest.doctor]
+    notes += format_outcomes(manifest)
     return Inspection(
         path=str(path),
         reader="export",
@@ -130,6 +131,22 @@ def read_export_dir(path: Path) -> Inspection:
         verification=verification_summary(manifest),
         notes=tuple(notes),
     )
+
+
+def format_outcomes(manifest: Manifest) -> list[str]:
+    """Per format: left out (and why), or the capture route that made it and why the routes
+    before it failed (the manifest's notes)."""
+    lines = []
+    for name, note in manifest.notes.items():
+        if not isinstance(note, Mapping):
+            continue
+        if note.get("skipped"):
+            lines.append(f"{name}: not written: {note['skipped']}")
+        if note.get("route"):
+            lines.append(f"{name}: captured by route {note['route']}")
+            failed = [f for f in note.get("routes_failed") or () if isinstance(f, Mapping)]
+            lines += [f"{name}: route {f.get('route')} failed: {f.get('reason')}" for f in failed]
+    return lines
 
 
 def _raw_signature(manifest_path: Path) -> Mapping[str, Any]:
@@ -152,6 +169,7 @@ def verification_summary(manifest: Manifest) -> Mapping[str, Any] | None:
                 "max_abs_error": row.get("max_abs_error"),
                 "max_rel_error": row.get("max_rel_error"),
                 "cases": row.get("cases"),
+                "skipped": list(row.get("skipped") or []),
             }
         )
     machines = [
@@ -476,6 +494,8 @@ def _verification_text(report: Mapping[str, Any]) -> list[str]:
         ],
         right=(2, 3, 4),
     )  # fmt: skip
+    lines += [f"  {r['artifact']}: a check skipped: {reason}"
+              for r in report["artifacts"] for reason in r.get("skipped", ())]  # fmt: skip
     machines = report.get("verified_on") or []
     if machines:
         here = report.get("this_cpu_class")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -23,8 +24,14 @@ import onnx
 import torch
 from torch import nn
 
-from rnnx.compare import VerificationReport, VerifyOptions, compare
-from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, VerificationError
+from rnnx.compare import NAN_SIZE, STREAM_SIZE, VerificationReport, VerifyOptions, compare
+from rnnx.core.errors import (
+    ExportError,
+    RnnxError,
+    RnnxWarning,
+    UnsupportedModelError,
+    VerificationError,
+)
 from rnnx.core.machine import this_machine, verified_record
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest, write_json
 from rnnx.core.metadata import metadata_props
@@ -33,13 +40,13 @@ from rnnx.core.version import __version__
 from rnnx.doctor import Finding, check_plan, check_streaming
 from rnnx.exporter.checkpoint import LoadOptions, load_checkpoint
 from rnnx.exporter.model_io import ModelIO
-from rnnx.exporter.onnx_export import build_onnx, output_dims
 from rnnx.exporter.opsets import DEFAULT_OPSET, MIN_OPSET
 from rnnx.exporter.plan import EXAMPLE_SIZES, ExportPlan, FormatSkipped, WriteJob, plan_export
 from rnnx.exporter.reference import (
     REFERENCE_FILE,
     write_reference,
 )
+from rnnx.exporter.routes import ROUTES, Captured
 from rnnx.formats import (
     FORMATS,
     cpu_refusal,
@@ -48,11 +55,14 @@ from rnnx.formats import (
     resolve,
     verification_sessions,
 )
+from rnnx.runtimes.isolated import crash_at
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportOptions:
-    formats: tuple[str, ...] = tuple(format_choices(defaults_only=True))  # rnnx/formats.py names
+    # rnnx/formats.py names; "all": the default formats, each kept only if it verifies (a
+    # format named here fails the export when it does not)
+    formats: tuple[str, ...] = ("all",)
     opset: int = DEFAULT_OPSET
     stateless: bool = False  # input -> output only, states start at zero
     verify: bool = True
@@ -220,77 +230,254 @@ def _write(
     source: Any,
     findings: list[Finding],
 ) -> ExportResult:
+    """Capture, write and verify each format; a format that fails verification is left out
+    (or, named by the user, fails the export), and a graph that fails is captured again by
+    the next route (exporter/routes.py) until one passes."""
+    required = _named(options)
     with _staging_directory(output_dir, force=options.force) as staging:
-        onnx_model, dims = None, []
-        if "onnx" in formats or plan.kind == "module":
-            # A whole model's output dims are only known from the exported graph.
-            onnx_model = build_onnx(plan.module, plan.example, plan.inputs, plan.output_names,
-                                    opset=options.opset)  # fmt: skip
-            dims = output_dims(onnx_model)
-        signature, streaming = check_streaming(plan.module, plan.finish(dims))
-        for finding in streaming:
-            warnings.warn(finding.describe(), RnnxWarning, stacklevel=4)
-        findings = findings + streaming
-        metadata = metadata_props(signature, plan.spec, __version__)
-        written: dict[str, Path] = {}
-        notes: dict[str, Any] = {}
-        for name in formats:
-            path = staging / FORMATS[name].file
-            job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model,
-                           chunk=options.chunk)  # fmt: skip
+        # A whole model's output dims are only known from the exported graph.
+        graph = "onnx" in formats or plan.kind == "module"
+        failures: list[dict[str, str]] = []
+        start, last = 0, None
+        primary: RnnxError | None = None  # rnnx's own route's error, when it made no graph
+        while True:
             try:
-                notes[name] = resolve(FORMATS[name].writer)(job, path)
-            except FormatSkipped as skipped:
-                warnings.warn(f"{name}: {skipped}; not written", RnnxWarning, stacklevel=4)
-                notes[name] = {"skipped": str(skipped)}
-                continue
-            written[name] = path
-        if not written:  # every format asked for skipped this model: an export of nothing
-            reasons = "; ".join(f"{n}: {notes[n]['skipped']}" for n in formats)
-            raise UnsupportedModelError(f"no format could be written ({reasons})")
-        reference = None
-        # A subclass computes something of its own: only its class can rebuild it.
-        if source is None and type(plan.user_module) in (nn.RNN, nn.LSTM, nn.GRU):
-            reference = REFERENCE_FILE
-            write_reference(plan.user_module, staging / reference)
-        module = plan.user_module
-        manifest = Manifest(
-            signature=signature,
-            artifacts={name: FORMATS[name].file for name in written},
-            model=plan.kind,
-            spec=plan.spec,
-            stateless=options.stateless,
-            input_structure=plan.input_structure,
-            class_path=f"{type(module).__module__}.{type(module).__qualname__}",
-            source=source,
-            reference=reference,
-            opset=options.opset if "onnx" in written else None,
-            example_sizes=EXAMPLE_SIZES if plan.kind == "layer" else None,
-            quantization=notes.get("onnx-int8") or notes.get("onnx-int8-vnni"),
-            notes={name: note for name, note in notes.items() if note},
-            doctor=tuple(dataclasses.asdict(f) for f in findings),
-            rnnx_version=__version__,
-            torch_version=torch.__version__,
-            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        )
-        report = None
-        if options.verify:
-            eager = open_eager(staging, manifest, reference=plan.user_module)
-            # the artifacts were written by this process a moment ago: trusted
-            sessions, classes = verification_sessions(staging, manifest, trust=_WRITTEN_HERE)
-            report = compare(sessions, eager, options.verify_options, classes)
-            if not report.passed:
-                raise VerificationError(
-                    f"exported model does not match eager PyTorch: {report.first_failure()} "
-                    "(nothing written; --no-verify writes it anyway)"
+                captured, start = (
+                    _capture(plan, options.opset, start, failures) if graph else (None, 0)
                 )
-            report.machine = this_machine().to_dict()
-            record = verified_record(this_machine(), report.passed_labels(), True)
-            manifest = dataclasses.replace(
-                manifest, verification=report.to_dict(), verified_on=(record,)
-            )
+            except RnnxError:
+                if last is None:
+                    raise
+                # no later route made a graph: the last one's artifacts stand, each on its own
+                manifest, report = last
+                manifest = _keep_verified(staging, manifest, report, required, primary)
+                report = report.only(manifest.artifacts)
+                manifest = _verified(manifest, report)
+                break
+            if start > 0 and primary is None and failures:
+                primary = failures[0].get("error")
+            staged = _stage(plan, staging, formats, options, source, findings, captured, failures)
+            manifest, report = staged
+            # A graph made by a route other than rnnx's own is verified whatever the options
+            # say: the verification is what chooses the route.
+            if not (options.verify or start > 0):
+                break
+            crash = _crashes(staging, manifest, options) if start > 0 else None
+            if crash:  # a fallback route's graph that takes onnxruntime down is no graph
+                failures.append({"route": ROUTES[start].name, "reason": f"its graph: {crash}"})
+                if start + 1 < len(ROUTES):
+                    start += 1
+                    continue
+                error = primary or ExportError(f"onnx: {crash}")
+                raise type(error)(f"{error} ({ROUTES[start].name}'s graph: {crash})")
+            report = _verify(staging, manifest, plan, options)
+            fallback = start + 1 < len(ROUTES) and captured is not None
+            if "onnx" in manifest.artifacts and not report.artifact_passed("onnx") and fallback:
+                last = (manifest, report)
+                failures.append({"route": captured.route,  # type: ignore[union-attr]
+                                 "reason": "its graph does not match eager PyTorch: "
+                                 + report.first_failure("onnx")})  # fmt: skip
+                start += 1
+                continue
+            manifest = _keep_verified(staging, manifest, report, required, primary)
+            report = report.only(manifest.artifacts)
+            manifest = _verified(manifest, report)
+            break
         write_json(staging / MANIFEST, manifest.to_dict())
     return ExportResult(output_dir, manifest, report)
+
+
+def _capture(
+    plan: ExportPlan, opset: int, start: int, failures: list[dict[str, str]]
+) -> tuple[Captured, int]:
+    """The graph of the first route from `start` that captures the model, and its index; when
+    none does, rnnx's own route's error (it names the line and the fix), the others' after."""
+    errors: list[RnnxError] = []
+    for index in range(start, len(ROUTES)):
+        result = ROUTES[index].run(plan, opset)
+        if isinstance(result, Captured):
+            return result, index
+        failures.append({"route": result.route, "reason": result.reason, "error": result.error})
+        errors.append(result.error)
+    first = errors[0] if errors and start == 0 else None
+    if first is None:
+        tried = "; ".join(f"{f['route']}: {f['reason'][:200]}" for f in failures)
+        raise ExportError(f"no capture route made a graph that matches eager PyTorch ({tried})")
+    line = re.match(r"[\w.-]+\.py:\d+", str(first))
+    others = ", ".join(
+        f"{f['route']} at the same line" if line and f["reason"].startswith(line.group())
+        else f"{f['route']}: {f['reason'][:160]}"
+        for f in failures[1:]
+    )  # fmt: skip
+    raise type(first)(f"{first} (other routes: {others})") from first
+
+
+def _stage(
+    plan: ExportPlan,
+    staging: Path,
+    formats: list[str],
+    options: ExportOptions,
+    source: Any,
+    findings: list[Finding],
+    captured: Captured | None,
+    failures: list[dict[str, str]],
+) -> tuple[Manifest, VerificationReport | None]:
+    """Write every format into `staging` from one captured graph; the manifest, unverified."""
+    onnx_model = captured.model if captured else None
+    signature, streaming = check_streaming(plan.module, plan.finish(captured.dims if captured
+                                                                    else []))  # fmt: skip
+    for finding in streaming:
+        warnings.warn(finding.describe(), RnnxWarning, stacklevel=5)
+    findings = findings + streaming
+    if plan.not_streamable and signature.state_pairs and not streaming:
+        findings.append(Finding("not-streamable", f"the model cannot stream: "
+                                f"{plan.not_streamable}", "run whole sequences"))  # fmt: skip
+    metadata = metadata_props(signature, plan.spec, __version__)
+    written: dict[str, Path] = {}
+    notes: dict[str, Any] = {}
+    for name in formats:
+        path = staging / FORMATS[name].file
+        job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model,
+                       chunk=options.chunk)  # fmt: skip
+        try:
+            notes[name] = resolve(FORMATS[name].writer)(job, path)
+        except FormatSkipped as skipped:
+            warnings.warn(f"{name}: {skipped}; not written", RnnxWarning, stacklevel=5)
+            notes[name] = {"skipped": str(skipped)}
+            continue
+        except RnnxError as failed:  # a default format that cannot be written is left out
+            if name in _named(options) or isinstance(failed, UnsupportedModelError):
+                raise
+            path.unlink(missing_ok=True)
+            warnings.warn(f"{name}: left out, it cannot be written: {failed}", RnnxWarning,
+                          stacklevel=5)  # fmt: skip
+            notes[name] = {"skipped": f"cannot be written: {failed}"}
+            continue
+        written[name] = path
+    if not written:  # every format asked for skipped this model: an export of nothing
+        reasons = "; ".join(f"{n}: {notes[n]['skipped']}" for n in formats)
+        raise UnsupportedModelError(f"no format could be written ({reasons})")
+    if captured is not None and "onnx" in written:
+        earlier = [{"route": f["route"], "reason": f["reason"]} for f in failures]
+        notes["onnx"] = {**(notes.get("onnx") or {}), "route": captured.route,
+                         **({"routes_failed": earlier} if earlier else {})}  # fmt: skip
+    reference = None
+    # A subclass computes something of its own: only its class can rebuild it.
+    if source is None and type(plan.user_module) in (nn.RNN, nn.LSTM, nn.GRU):
+        reference = REFERENCE_FILE
+        write_reference(plan.user_module, staging / reference)
+    module = plan.user_module
+    manifest = Manifest(
+        signature=signature,
+        artifacts={name: FORMATS[name].file for name in written},
+        model=plan.kind,
+        spec=plan.spec,
+        stateless=options.stateless,
+        input_structure=plan.input_structure,
+        class_path=f"{type(module).__module__}.{type(module).__qualname__}",
+        source=source,
+        reference=reference,
+        opset=options.opset if "onnx" in written else None,
+        example_sizes=EXAMPLE_SIZES if plan.kind == "layer" else None,
+        quantization=notes.get("onnx-int8") or notes.get("onnx-int8-vnni"),
+        notes={name: note for name, note in notes.items() if note},
+        doctor=tuple(dataclasses.asdict(f) for f in findings),
+        rnnx_version=__version__,
+        torch_version=torch.__version__,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    return manifest, None
+
+
+def _crashes(staging: Path, manifest: Manifest, options: ExportOptions) -> str | None:
+    """Whether onnxruntime crashes (not raises) on the graph at the shapes the verifier will
+    run, found in a child process (runtimes/isolated.py)."""
+    if "onnx" not in manifest.artifacts:
+        return None
+    verify = options.verify_options
+    sizes = [*verify.sizes, *((STREAM_SIZE[0], c) for c in verify.stream_chunks), STREAM_SIZE,
+             NAN_SIZE]  # fmt: skip
+    return crash_at(staging / manifest.artifacts["onnx"], manifest.signature, sizes)
+
+
+def _verify(
+    staging: Path, manifest: Manifest, plan: ExportPlan, options: ExportOptions
+) -> VerificationReport:
+    eager = open_eager(staging, manifest, reference=plan.user_module)
+    # the artifacts were written by this process a moment ago: trusted
+    sessions, classes = verification_sessions(staging, manifest, trust=_WRITTEN_HERE)
+    report = compare(sessions, eager, options.verify_options, classes)
+    report.machine = this_machine().to_dict()
+    return report
+
+
+def _verified(manifest: Manifest, report: VerificationReport) -> Manifest:
+    """The manifest with its verification, and this machine among those it passed on."""
+    record = verified_record(this_machine(), report.passed_labels(), report.passed)
+    return dataclasses.replace(manifest, verification=report.to_dict(), verified_on=(record,))
+
+
+def _keep_verified(
+    staging: Path,
+    manifest: Manifest,
+    report: VerificationReport,
+    required: set[str],
+    primary: RnnxError | None = None,
+) -> Manifest:
+    """Each format on its own: one that fails verification is left out with a warning naming
+    the cause, unless the user named it (then the export fails, as when nothing passes). A
+    format derived from one left out goes with it. A graph that no route made right fails
+    with rnnx's own route's error (`primary`: it names the user's line and the fix)."""
+    failed = [name for name in manifest.artifacts if not report.artifact_passed(name)]
+    failed += [name for name in manifest.artifacts if name not in failed
+               and any(base in failed for base in FORMATS[name].requires)]  # fmt: skip
+    kept = [name for name in manifest.artifacts if name not in failed]
+    causes = {name: _cause(name, manifest, report) for name in failed}
+    for name, cause in causes.items():
+        if name in required or not kept:
+            if name == "onnx" and primary is not None:
+                raise type(primary)(
+                    f"{primary} (the other routes' graphs do not match eager PyTorch: "
+                    f"{report.first_failure(name)})"
+                ) from primary
+            others = f"; --format {','.join(kept)} writes the others" if kept else ""
+            raise VerificationError(
+                f"exported model does not match eager PyTorch: {cause} "
+                f"(nothing written; --no-verify writes it anyway{others})"
+            )
+    notes = dict(manifest.notes)
+    for name, cause in causes.items():
+        warnings.warn(
+            f"{name}: left out, it does not match eager PyTorch: {cause}; the export keeps "
+            f"{', '.join(kept)} (--format {','.join(kept)} skips {name})",
+            RnnxWarning,
+            stacklevel=5,
+        )
+        (staging / manifest.artifacts[name]).unlink(missing_ok=True)
+        notes[name] = {**notes.get(name, {}), "skipped": f"fails verification: {cause}"}
+    artifacts = {name: file for name, file in manifest.artifacts.items() if name in kept}
+    return dataclasses.replace(manifest, artifacts=artifacts, notes=notes,
+                               opset=manifest.opset if "onnx" in kept else None)  # fmt: skip
+
+
+def _cause(name: str, manifest: Manifest, report: VerificationReport) -> str:
+    """Why a format failed verification; for a graph, also why rnnx's own route did not make
+    it (the line of the user's code it stopped at)."""
+    cause = report.first_failure(name)
+    if cause == "no failure":
+        cause = f"derived from {', '.join(FORMATS[name].requires)}, which failed"
+    earlier = [f for f in (manifest.notes.get(name) or {}).get("routes_failed") or []
+               if not f["reason"].startswith("its graph")]  # capture failures only  # fmt: skip
+    if earlier:
+        cause += f"; {earlier[0]['route']} failed first: {earlier[0]['reason']}"
+    return cause
+
+
+def _named(options: ExportOptions) -> set[str]:
+    """The formats the user asked for by name ("all" names none: it asks for what passes);
+    --quantize names its int8 formats."""
+    quantized = {f"onnx-{q.strip()}" for q in (options.quantize or "").split(",") if q.strip()}
+    return {name for name in options.formats if name != "all"} | quantized
 
 
 def _formats(options: ExportOptions) -> list[str]:
@@ -302,7 +489,10 @@ def _formats(options: ExportOptions) -> list[str]:
             f"--quantize must be {' or '.join(quantized)} (or both, comma-separated), "
             f"got {options.quantize!r}"
         )
-    wanted = set(options.formats) | {quantized[q] for q in asked}
+    given = set(options.formats)
+    if "all" in given:
+        given = (given - {"all"}) | set(format_choices(defaults_only=True))
+    wanted = given | {quantized[q] for q in asked}
     unknown = sorted(wanted - set(FORMATS))
     if unknown or not options.formats:
         raise RnnxError(

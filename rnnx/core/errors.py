@@ -5,8 +5,12 @@ from __future__ import annotations
 
 def first_line(error: BaseException, limit: int = 300) -> str:
     """The informative first line of a library's exception (torch, onnxruntime and OpenVINO
-    raise multi-line reports), for a one-line RnnxError; the type's name when it has none."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+    raise multi-line reports), for a one-line RnnxError; the type's name when it has none.
+    A TorchScript interpreter's report says what failed on its last line."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    if lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        return lines[-1][:limit]
+    return lines[0][:limit]
 
 
 class RnnxError(Exception):

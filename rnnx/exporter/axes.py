@@ -35,6 +35,7 @@ _MAX_MULTIPLE = 16
 class Probed:
     dims: dict[str, Dims]  # per input
     axes: dict[str, tuple[int, int]]  # axis name -> (minimum size, multiple)
+    static: bool = False  # forward took no data input at any other size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,11 +90,14 @@ def probe(
     forward: Callable[..., Sequence[torch.Tensor]],
     example: Tensors,
     data: Sequence[str],
+    layer_batch: int | None = None,
 ) -> Probed:
-    """Find the dynamic axes of the `data` inputs (states and lengths keep `example.dims`)."""
+    """Find the dynamic axes of the `data` inputs (states and lengths keep `example.dims`);
+    `layer_batch`: the batch size the first recurrent layer was fed, if known."""
     run = _runner(forward)
     dims = dict(example.dims)
     batch = example.sizes().get("batch")
+    moving = False
     for name in data:
         tensor = example.tensors[example.names.index(name)]
         dynamic, follows_states = [], None
@@ -103,16 +107,26 @@ def probe(
                 dynamic.append((axis, moved))
                 if moved == "with-states":
                     follows_states = axis
+        moving = moving or bool(dynamic)
         found = _name_axes(tensor, dynamic, follows_states, example.dims[name])
         # Fewer dynamic axes than the layout by name has means a size baked into forward, not
-        # another layout: the guess stays, for the doctor and the verifier to report.
-        if sum(map(bool, found)) >= sum(map(bool, example.dims[name])):
+        # another layout: the guess stays, for the doctor and the verifier to report; unless
+        # the batch found is another axis than the guess's, and the recurrent layer's batch
+        # size says so (a fixed window of a (B, T, F) input into a time-major layer, LSTNet's:
+        # the guess's batch is the window).
+        guessed = example.dims[name]
+        moved = "batch" in found and "batch" in guessed and layer_batch is not None
+        if moved:
+            new, old = found.index("batch"), guessed.index("batch")
+            sizes = tensor.shape
+            moved = new != old and sizes[new] == layer_batch and sizes[old] != layer_batch
+        if sum(map(bool, found)) >= sum(map(bool, guessed)) or moved:
             dims[name] = found
     probed = Tensors(example.names, example.tensors, dims, example.lengths)
     axes = {}
     if any("time" in d for d in dims.values()):
         axes["time"] = _minimum(run, probed, "time")
-    return Probed(dims, axes)
+    return Probed(dims, axes, static=bool(data) and not moving)
 
 
 def _runner(forward: Callable[..., Sequence[torch.Tensor]]):

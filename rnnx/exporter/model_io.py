@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -150,14 +151,12 @@ def resolve_io(
 
 def _infer(model: nn.Module, leaves: Sequence[Leaf], outputs: Sequence[torch.Tensor]) -> ModelIO:
     batch_first = _batch_first(model)
-    dims = {leaf.name: _guess_dims(leaf, batch_first) for leaf in leaves}
-    states = [leaf for leaf in leaves if _STATE_NAME.match(leaf.argument)]
-    # A step model returns its new states last, in the order it takes them (nested or not).
-    pairs: list[tuple[str, str]] = []
-    if states and len(outputs) > len(states):
-        tail = outputs[-len(states) :]
-        if all(o.shape == leaf.tensor.shape for o, leaf in zip(tail, states)):
-            pairs = [(_output_name(leaf.name), leaf.name) for leaf in states]
+    named = [leaf for leaf in leaves if _STATE_NAME.match(leaf.argument)]
+    states = _returned_states(named, outputs)
+    pairs = [(_output_name(leaf.name), leaf.name) for leaf in states]
+    # when some states are returned, the state-named inputs that are not are data
+    as_state = {leaf.name for leaf in (states or named)}
+    dims = {leaf.name: _guess_dims(leaf, batch_first, leaf.name in as_state) for leaf in leaves}
     data_outputs = len(outputs) - len(pairs)
     names = ["output"] if data_outputs == 1 else [f"output_{i}" for i in range(data_outputs)]
     lengths = tuple(
@@ -174,16 +173,31 @@ def _infer(model: nn.Module, leaves: Sequence[Leaf], outputs: Sequence[torch.Ten
     )
 
 
+def _returned_states(named: Sequence[Leaf], outputs: Sequence[torch.Tensor]) -> list[Leaf]:
+    """The state-named inputs a step model returns anew: its last outputs, in the order it
+    takes them (nested or not). The most of them that match the outputs' shapes: an input
+    named like a state that is not returned (an attention decoder's encoder `memory`) is data.
+    """
+    for count in range(len(named), 0, -1):
+        if count >= len(outputs):
+            continue
+        tail = outputs[-count:]
+        for chosen in itertools.combinations(named, count):
+            if all(o.shape == leaf.tensor.shape for o, leaf in zip(tail, chosen)):
+                return list(chosen)
+    return []
+
+
 def _output_name(state: str) -> str:
     """The final-state output of state input `state`: h0 -> h0_out, hidden.1 -> hidden_out.1."""
     argument, dot, rest = state.partition(".")
     return f"{argument}_out{dot}{rest}"
 
 
-def _guess_dims(leaf: Leaf, batch_first: bool | None) -> tuple[str | None, ...]:
+def _guess_dims(leaf: Leaf, batch_first: bool | None, state: bool) -> tuple[str | None, ...]:
     tensor = leaf.tensor
     sequence: tuple[str | None, ...] = ("batch", "time") if batch_first else ("time", "batch")
-    if _STATE_NAME.match(leaf.argument):
+    if state:
         # (layers*directions, batch, size) for layers, (batch, size) for cells
         return (None, "batch", None) if tensor.dim() == 3 else ("batch", None)
     if tensor.dim() == 3:
@@ -204,11 +218,14 @@ def _batch_first(model: nn.Module) -> bool | None:
 
 
 def flatten_outputs(result: Any) -> list[torch.Tensor]:
-    """forward's result (a tensor, or nested tuples/lists of them) in graph output order."""
+    """forward's result (a tensor, or nested tuples/lists of them) in graph output order.
+
+    None inside a tuple or list (a block without state, as among the inputs) is no output.
+    """
     if isinstance(result, torch.Tensor):
         return [result]
     if isinstance(result, (tuple, list)):
-        return [t for item in result for t in flatten_outputs(item)]
+        return [t for item in result if item is not None for t in flatten_outputs(item)]
     raise UnsupportedModelError(
         f"forward returns a {type(result).__name__}; rnnx exports tensors and tuples of them"
     )
@@ -247,12 +264,51 @@ def input_signature(io: ModelIO, example_inputs: Sequence[torch.Tensor]) -> list
     return specs
 
 
-def streamable(model: nn.Module, io: ModelIO) -> bool:
-    """Streams need carried states and nothing that looks ahead in time; a lengths input
-    describes whole padded sequences, not chunks of them. (The pipeline also runs the model in
-    chunks: doctor.check_streaming.)"""
-    bidirectional = any(isinstance(m, nn.RNNBase) and m.bidirectional for m in model.modules())
-    return bool(io.state_pairs) and not bidirectional and not io.lengths
+def not_streamable(io: ModelIO, bidirectional_run: Sequence[str] = ()) -> str | None:
+    """Why a model cannot stream, naming only what it has (None: it may; the pipeline also
+    runs it in chunks: doctor.check_streaming). Streams need carried states and nothing that
+    looks ahead in time: `bidirectional_run` names the bidirectional layers forward ran; a
+    lengths input describes whole padded sequences, not chunks of them."""
+    if not io.state_pairs:
+        return "it has no state inputs carried from one call to the next"
+    if bidirectional_run:
+        return f"its bidirectional layer {bidirectional_run[0]!r} reads the sequence backwards"
+    if io.lengths:
+        return f"it takes a lengths input ({io.lengths[0]!r}), which describes whole sequences"
+    return None
+
+
+@dataclasses.dataclass
+class LayersRun:
+    """What one run of forward shows of its recurrent layers."""
+
+    bidirectional: list[str]  # the bidirectional layers forward calls, by name
+    batch: int | None  # the batch size the first layer called is fed (None: no layer)
+
+
+def layers_run(model: nn.Module, run: Any) -> LayersRun:
+    """The recurrent layers `run()` calls: the bidirectional ones (a layer the forward does not
+    use, such as an encoder held by a decoder step, is no reason not to stream) and the batch
+    size the first one sees (which tells the batch axis of an input when names cannot)."""
+    names = {id(m): n or type(m).__name__ for n, m in model.named_modules()
+             if isinstance(m, nn.RNNBase)}  # fmt: skip
+    seen = LayersRun([], None)
+
+    def record(layer: nn.Module, args: tuple) -> None:
+        if layer.bidirectional:  # type: ignore[union-attr]
+            seen.bidirectional.append(names[id(layer)])
+        data = args[0] if args else None
+        if seen.batch is None and isinstance(data, torch.Tensor) and data.dim() == 3:
+            seen.batch = int(data.shape[0 if layer.batch_first else 1])  # type: ignore[union-attr]
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if id(m) in names]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    seen.bidirectional = list(dict.fromkeys(seen.bidirectional))
+    return seen
 
 
 def whole_model_signature(

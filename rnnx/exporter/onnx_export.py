@@ -39,9 +39,11 @@ def build_onnx(
     output_names: Sequence[str],
     *,
     opset: int = DEFAULT_OPSET,
+    automatic: bool = False,
 ) -> ir.Model:
-    """Export `module` (forward takes `inputs`, in order) with its "batch"/"time" axes dynamic."""
-    dynamic = dynamic_shapes(module, inputs)  # every symbolic axis from 1
+    """Export `module` (forward takes `inputs`, in order) with its "batch"/"time" axes dynamic
+    (`automatic`: torch.export decides which stay dynamic, within what ranges)."""
+    dynamic = dynamic_shapes(module, inputs, automatic=automatic)  # every symbolic axis from 1
     with recurrent_layers_as_custom_ops(module), _quiet(), guard_log() as guards:
         try:
             program = torch.onnx.export(
@@ -57,10 +59,7 @@ def build_onnx(
                 verbose=False,
             )
         except Exception as error:  # torch.export/onnx errors are long multi-page reports
-            summary = _first_line(error)
-            raise ExportError(
-                explain(error, summary) or f"torch.onnx.export failed: {summary}"
-            ) from error
+            raise ExportError(explain(error, _first_line(error), guards)) from error
     model = program.model
     # Fold the gate reordering (weights.py) into initializers, whatever the weights' size:
     # the optimizer's default limits would leave large layers reordering at every run.
@@ -190,7 +189,7 @@ def _source_files(module: torch.nn.Module) -> list[str]:
 def _quiet():
     """torch.onnx prints progress lines and logs warnings about optional packages: hide them."""
     names = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch._guards",
-             "torch.fx", "onnxscript", "onnx_ir")  # fmt: skip
+             "torch.fx", "torch.utils._sympy", "onnxscript", "onnx_ir")  # fmt: skip
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:

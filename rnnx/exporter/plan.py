@@ -15,18 +15,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnx.core.errors import RnnxError, UnsupportedModelError
+from rnnx.core.errors import RnnxError, UnsupportedModelError, first_line
 from rnnx.core.signature import Axis, Signature, TensorSpec, random_inputs
 from rnnx.core.spec import LayerSpec
 from rnnx.exporter import axes
+from rnnx.exporter.diagnose import user_frame
 from rnnx.exporter.layer_module import wrap_layer
 from rnnx.exporter.model_io import (
     FlatIO,
     ModelIO,
     flatten_inputs,
     input_signature,
+    layers_run,
+    not_streamable,
     resolve_io,
-    streamable,
     whole_model_signature,
 )
 
@@ -49,6 +51,7 @@ class ExportPlan:
     axes: tuple[Axis, ...]  # constraints on the symbolic axes (minimum sizes, strides)
     user_module: nn.Module  # the module the user gave (not the wrapper that is traced)
     input_structure: str | None = None  # forward's nested arguments (InputStructure.to_json)
+    not_streamable: str | None = None  # why it cannot stream, when it has states to carry
 
 
 @dataclasses.dataclass
@@ -66,17 +69,23 @@ class WriteJob:
 
 
 def dynamic_shapes(
-    module: nn.Module, inputs: Sequence[TensorSpec], constraints: Sequence[Axis] = ()
+    module: nn.Module,
+    inputs: Sequence[TensorSpec],
+    constraints: Sequence[Axis] = (),
+    *,
+    automatic: bool = False,
 ) -> Any:
     """torch.export's `dynamic_shapes` for `module` (forward takes `inputs`, in order): each
     symbolic axis ("batch", "time") one torch.export.Dim, shared by every input that has it;
     an axis of `constraints` takes the sizes minimum + k * multiple (a front end's kernel and
-    stride)."""
+    stride); `automatic`: torch.export.Dim.AUTO for each."""
     by_name = {a.name: a for a in constraints}
     dims: dict[str, Any] = {}
     for name in sorted({d for t in inputs for d in t.dims if isinstance(d, str)}):
         axis = by_name.get(name, Axis(name))
-        if axis.multiple == 1:
+        if automatic:  # torch.export's choice, ranges included (the capture routes' second)
+            dims[name] = torch.export.Dim.AUTO
+        elif axis.multiple == 1:
             dims[name] = torch.export.Dim(name, min=axis.min)
         else:
             steps = torch.export.Dim(f"{name}_steps", min=0)
@@ -144,18 +153,24 @@ def _module_plan(
     leaves, structure = flatten_inputs(model, tuple(arguments))
     module = FlatIO(model, structure)
     example = [leaf.tensor for leaf in leaves]
-    with torch.inference_mode():
-        outputs = list(module(*example))
+    outputs: list[torch.Tensor] = []
+
+    def run() -> None:
+        with torch.inference_mode():
+            outputs.extend(module(*example))
+
+    layers = layers_run(model, run)
     model_io = resolve_io(model, leaves, outputs, io)
     if io is None and getattr(model, "rnnx_io", None) is None:
-        model_io = _probed(module, leaves, model_io)
+        model_io = _probed(module, leaves, model_io, layers.batch)
     if len(outputs) != len(model_io.outputs):
         raise UnsupportedModelError(
             f"{type(model).__name__} returns {len(outputs)} tensors but its I/O names "
             f"{len(model_io.outputs)} outputs"
         )
     dtypes = [str(t.dtype).removeprefix("torch.") for t in outputs]
-    is_streamable = streamable(model, model_io)
+    streaming_reason = not_streamable(model_io, layers.bidirectional)
+    is_streamable = streaming_reason is None
     inputs = input_signature(model_io, example)
     return ExportPlan(
         module=module,
@@ -168,16 +183,21 @@ def _module_plan(
         axes=model_io.axes,
         user_module=model,
         input_structure=structure.to_json() if structure else None,
+        not_streamable=streaming_reason,
     )
 
 
-def _probed(module: nn.Module, leaves: Sequence[Any], model_io: ModelIO) -> ModelIO:
+def _probed(
+    module: nn.Module, leaves: Sequence[Any], model_io: ModelIO, layer_batch: int | None
+) -> ModelIO:
     """Inferred I/O with the data inputs' axes found by running the model (exporter/axes.py)."""
     states = {i for _, i in model_io.state_pairs}
     data = [n for n in model_io.inputs if n not in states and n not in model_io.lengths]
     example = axes.Tensors(tuple(model_io.inputs), tuple(leaf.tensor for leaf in leaves),
                            dict(model_io.dims), frozenset(model_io.lengths))  # fmt: skip
-    probed = axes.probe(module, example, data)
+    probed = axes.probe(module, example, data, layer_batch)
+    if probed.static:
+        _refuse_static(module, example)
     return dataclasses.replace(
         model_io,
         dims=probed.dims,
@@ -186,10 +206,42 @@ def _probed(module: nn.Module, leaves: Sequence[Any], model_io: ModelIO) -> Mode
     )
 
 
+def _refuse_static(module: nn.Module, example: axes.Tensors) -> None:
+    """Forward takes no data input at another size (a decoder step written for one sentence,
+    `.view(1, 1, -1)`): every artifact needs a batch axis (the metadata contract), so it is
+    refused, naming the line that fails at another batch size, rather than exported with axes
+    it does not have."""
+    sizes = example.sizes()
+    reason = "it fails at every other size"
+    if "batch" in sizes:
+        try:
+            with torch.inference_mode():
+                module(*example.resized({**sizes, "batch": sizes["batch"] + 1}))
+        except Exception as error:  # the reason, at the user's line
+            where = user_frame(error)
+            at = f" at {where}" if where else ""
+            reason = f"at batch {sizes['batch'] + 1} it fails{at} ({first_line(error, 160)})"
+    raise UnsupportedModelError(
+        f"forward takes its inputs at the example's sizes only: {reason}; rnnx exports models "
+        "whose batch (and time) size follows the inputs: fix: derive sizes from the inputs "
+        "(x.shape[0] instead of a fixed 1 in view/reshape)"
+    )
+
+
 def check_float32(model: nn.Module) -> None:
     for name, parameter in model.named_parameters():
         if parameter.dtype != torch.float32:
             raise UnsupportedModelError(
-                f"parameter {name} is {parameter.dtype}; rnnx exports float32 models "
-                "(call .float())"
+                f"{_defined_at(model)}parameter {name} is {parameter.dtype}; rnnx exports "
+                "float32 models (call .float(), and make tensors forward creates float32)"
             )
+
+
+def _defined_at(model: nn.Module) -> str:
+    """`file.py:line: ` of the model's class definition, where a refusal about it points."""
+    try:
+        path = inspect.getsourcefile(type(model))
+        line = inspect.getsourcelines(type(model))[1]
+    except (OSError, TypeError):
+        return ""
+    return f"{Path(path).name}:{line}: " if path else ""

@@ -297,6 +297,9 @@ def _session_options(options: OnnxRuntimeOptions) -> Any:
             f"got {options.graph_optimization!r}"
         )
     session_options = ort.SessionOptions()
+    # a failed run raises with onnxruntime's message (the session maps it to one line): its
+    # own log would print it again, and shape warnings, on stderr
+    session_options.log_severity_level = 4
     if options.threads:
         session_options.intra_op_num_threads = options.threads
     if options.inter_op_threads:

@@ -40,10 +40,16 @@ class Stream:
                 "this model has no state inputs (exported --stateless?); it cannot stream"
             )
         if not signature.streamable:
+            # Only a reason the model has: the signature shows a lengths input; any other
+            # (found when it was exported) is in its manifest.
+            lengths = [t.name for t in signature.inputs if t.role == "lengths"]
+            why = (
+                f"it takes a lengths input ({lengths[0]!r}), which describes whole sequences"
+                if lengths
+                else "it was exported as needing whole sequences (`rnnx inspect` shows why)"
+            )
             raise RnnxError(
-                "this model cannot stream: it needs whole sequences (a bidirectional layer, a "
-                "lengths input, or a front end that sees several steps at once); run complete "
-                "sequences with session.run"
+                f"this model cannot stream: {why}; run complete sequences with session.run"
             )
         if batch < 1:
             raise InputError(f"stream batch must be at least 1, got {batch}")

@@ -45,6 +45,13 @@ KNOWN_CONSTRUCTS = {
     "host-lengths",
     "python-shape-logic",
     "receptive-field",
+    "lengths-gather",
+    "final-state-head",
+    "fixed-window",
+    "step-model",
+    "fixed-batch",
+    "python-time-loop",
+    "float64",
 }
 ATOL, RTOL = 1e-4, 1e-3
 
@@ -72,11 +79,11 @@ CORPUS = [
     ),
     Row(
         "weight_drop_lstm",
-        "refused",
+        "exports",
         # _weight_drop's forward assigns the dropped weights to the layer's parameters as it
-        # runs: torch.export cannot trace that; rnnx names the line and the fix.
-        refusal=r"weight_drop_lstm\.py:\d+: `setattr.*assigns a tensor to a module parameter"
-        r".*fix: export a plain layer",
+        # runs: torch.export cannot trace that (rnnx's own route names the line and the fix);
+        # the TorchScript-based exporter traces it, and its graph verifies (the capture routes,
+        # exporter/routes.py). torch.jit.trace of the torchscript format fails: left out.
     ),
     Row(
         "rnnoise",
@@ -92,6 +99,41 @@ CORPUS = [
     Row(
         "darts_block_rnn",
         "exports",
+    ),
+    Row(
+        "gru4rec",
+        "exports",
+    ),
+    Row(
+        "speaker_encoder",
+        "exports",
+    ),
+    Row(
+        "lstnet",
+        "exports",
+    ),
+    Row(
+        "mdrnn",
+        "exports",
+    ),
+    Row(
+        "mdrnn_cell",
+        "exports",
+    ),
+    Row(
+        "time_sequence_prediction",
+        "refused",
+        # float64 parameters and states made float64 in forward: rnnx exports float32 models;
+        # the refusal names the model class's line and the fix.
+        refusal=r"time_sequence_prediction\.py:\d+: parameter \S+ is torch\.float64.*float32",
+    ),
+    Row(
+        "attn_decoder_step",
+        "refused",
+        # batch 1 is built into forward (.view(1, 1, -1)) and the metadata contract needs a
+        # batch axis: refused at the line that fails at another batch, with the fix.
+        refusal=r"example's sizes only: at batch 2 it fails at attn_decoder_step\.py:\d+.*"
+        r"fix: derive sizes from the inputs",
     ),
 ]
 
@@ -208,7 +250,8 @@ def test_corpus_file_runs_in_eager_pytorch(row: Row) -> None:
     with torch.inference_mode():
         first, second = model(*example), model(*other)
     assert _flatten(first) and _flatten(second)
-    assert _flatten(example)[0].shape != _flatten(other)[0].shape
+    if not getattr(corpus, "STATIC", False):  # a model written for one shape has no other
+        assert _flatten(example)[0].shape != _flatten(other)[0].shape
     torch.testing.assert_close(_flatten(model(*example)), _flatten(first))  # deterministic
 
 

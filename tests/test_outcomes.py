@@ -1,0 +1,182 @@
+"""What an export's verification decides, per format and per check: a format that fails is left
+out (unless named), a NaN probe that eager itself refuses is skipped (and says so), None among
+returned states is no output, and streaming is refused only for reasons the model has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnx
+from rnnx.core.errors import RnnxError, RnnxWarning, VerificationError
+from rnnx.inspect import format_text, inspect
+from rnnx.pipeline import ExportOptions, export
+
+
+def _line(text: str) -> str:
+    """`test_outcomes.py:N` of the first line of this file that contains `text`."""
+    with open(__file__) as source:
+        number = next(i for i, line in enumerate(source, 1) if text in line)
+    return f"test_outcomes.py:{number}"
+
+
+class SizesThroughData(nn.Module):
+    """Reads its sizes through `x.data.shape`: a trace records them as constants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(4, 6, batch_first=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        batch, time, _ = x.data.shape
+        y, _ = self.rnn(x)
+        return self.head(y.reshape(batch * time, -1)).view(batch, time, -1)  # baked in a trace
+
+
+def test_a_default_format_that_fails_verification_is_left_out_naming_the_line(tmp_path) -> None:
+    example = (torch.randn(2, 5, 4),)
+    with pytest.warns(RnnxWarning, match="torchscript: left out") as caught:
+        result = export(SizesThroughData().eval(), tmp_path / "out", example_inputs=example)
+    warning = next(str(w.message) for w in caught if "left out" in str(w.message))
+    assert _line("return self.head(y.reshape(batch * time") in warning
+    assert "--format onnx" in warning
+    manifest = result.manifest
+    assert list(manifest.artifacts) == ["onnx"]
+    assert not (tmp_path / "out" / "model.torchscript.pt").exists()
+    assert "fails verification" in manifest.notes["torchscript"]["skipped"]
+    assert result.report.passed and {c.artifact for c in result.report.checks} == {"onnx"}
+    text = format_text(inspect(tmp_path / "out"))
+    assert "torchscript: not written: fails verification" in text
+
+
+def test_a_format_named_by_the_user_that_fails_verification_fails_the_export(tmp_path) -> None:
+    options = ExportOptions(formats=("onnx", "torchscript"))
+    with pytest.raises(VerificationError, match="torchscript .*test_outcomes.py:"):
+        export(SizesThroughData().eval(), tmp_path / "out", options,
+               example_inputs=(torch.randn(2, 5, 4),))  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+class AssertsFinite(nn.Module):
+    """A check on values in forward, true for any finite input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, x, h0):
+        assert torch.isfinite(x).all(), "non-finite input"
+        return self.rnn(x, h0)
+
+
+def test_the_nan_probe_is_skipped_when_eager_raises_on_nan(tmp_path) -> None:
+    example = (torch.randn(2, 5, 4), torch.zeros(1, 2, 6))
+    result = export(AssertsFinite().eval(), tmp_path / "out", ExportOptions(formats=("onnx",)),
+                    example_inputs=example)  # fmt: skip
+    report = result.report
+    assert report.passed
+    skipped = [c for c in report.checks if c.passed is None]
+    assert len(skipped) == 1 and skipped[0].initial_state == "nan-input"
+    reason = f"eager raises on NaN input (AssertionError at {_line('assert torch.isfinite')})"
+    assert skipped[0].skipped == reason
+    assert report.summary()["onnx"]["skipped"] == [reason]
+    # skipped is neither a pass nor a failure: a report of skipped checks only does not pass
+    assert not type(report)(report.atol, report.rtol, skipped).passed
+    assert f"onnx: a check skipped: {reason}" in format_text(inspect(tmp_path / "out"))
+
+
+class BlocksWithoutState(nn.Module):
+    """Per-block states as a list whose first block (a feed-forward one) has none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(3, 5)
+        self.second = nn.GRU(5, 4)
+        self.third = nn.GRU(4, 4)
+
+    def forward(self, x, states):
+        _, h2, h3 = states
+        y, h2 = self.second(torch.tanh(self.first(x)), h2)
+        y, h3 = self.third(y, h3)
+        return y, [None, h2, h3]
+
+
+def test_none_among_returned_states_is_no_output(tmp_path) -> None:
+    model = BlocksWithoutState().eval()
+    example = (torch.randn(5, 2, 3), [None, torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)])
+    result = export(model, tmp_path / "out", ExportOptions(formats=("onnx",)),
+                    example_inputs=example)  # fmt: skip
+    signature = result.manifest.signature
+    assert signature.input_names == ["x", "states.1", "states.2"]
+    assert signature.state_pairs == (("states_out.1", "states.1"), ("states_out.2", "states.2"))
+    assert signature.streamable and result.report.passed
+    session = rnnx.load(tmp_path / "out")
+    x = torch.randn(9, 1, 3)
+    whole = session.run({"x": x.numpy()})
+    stream = session.stream()
+    pieces = [stream.step(x[i : i + 4].numpy()) for i in range(0, 9, 4)]
+    np.testing.assert_allclose(np.concatenate([p["output"] for p in pieces]), whole["output"],
+                               atol=1e-5)  # fmt: skip
+
+
+class DecoderStep(nn.Module):
+    """One step of an attention decoder (no time axis): it holds the bidirectional encoder
+    but its forward does not run it, and it takes no lengths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.LSTM(3, 4, bidirectional=True)  # used by another method
+        self.cell = nn.GRUCell(5, 8)
+        self.attend = nn.Linear(8, 8)
+
+    def forward(self, token, memory, h):
+        scores = torch.einsum("bd,btd->bt", self.attend(h), memory).softmax(-1)
+        context = torch.einsum("bt,btd->bd", scores, memory)
+        h = self.cell(torch.cat([token, context[:, :1]], -1), h)
+        return context + h, h
+
+
+def test_a_decoder_step_streams_and_only_applicable_reasons_are_given(tmp_path) -> None:
+    example = (torch.randn(2, 4), torch.randn(2, 6, 8), torch.zeros(2, 8))
+    result = export(DecoderStep().eval(), tmp_path / "step", ExportOptions(formats=("onnx",)),
+                    example_inputs=example)  # fmt: skip
+    assert result.manifest.signature.streamable  # the unused bidirectional encoder is no reason
+    assert not [d for d in result.manifest.doctor if d["hazard"] == "not-streamable"]
+
+
+class PaddedBatches(nn.Module):
+    """A lengths input: whole padded sequences, no bidirectional layer, no front end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 4)
+
+    def forward(self, x, lengths, h0):
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        y, h = self.rnn(packed, h0)
+        y, _ = nn.utils.rnn.pad_packed_sequence(y, total_length=x.shape[0])
+        return y, h
+
+
+def test_a_model_that_cannot_stream_is_refused_for_its_own_reason_only(tmp_path) -> None:
+    example = (torch.randn(5, 2, 3), torch.tensor([5, 3]), torch.zeros(1, 2, 4))
+    result = export(PaddedBatches().eval(), tmp_path / "out", ExportOptions(formats=("onnx",)),
+                    example_inputs=example)  # fmt: skip
+    reasons = [d["message"] for d in result.manifest.doctor if d["hazard"] == "not-streamable"]
+    assert reasons == ["the model cannot stream: it takes a lengths input ('lengths'), which "
+                       "describes whole sequences"]  # fmt: skip
+    with pytest.raises(RnnxError) as refused:
+        rnnx.load(tmp_path / "out").stream()
+    assert "lengths input ('lengths')" in str(refused.value)
+    assert "bidirectional" not in str(refused.value) and "front end" not in str(refused.value)
+
+
+def test_a_default_format_that_cannot_be_written_is_left_out(tmp_path, monkeypatch) -> None:
+    monkeypatch.delattr(torch.jit, "trace")  # torch.jit.trace gone (newer Pythons)
+    with pytest.warns(RnnxWarning, match="torchscript: left out, it cannot be written"):
+        result = export(nn.GRU(3, 4).eval(), tmp_path / "out")
+    assert list(result.manifest.artifacts) == ["onnx"] and result.report.passed
+    assert "torch.jit.trace is not available" in result.manifest.notes["torchscript"]["skipped"]
