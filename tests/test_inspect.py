@@ -83,7 +83,7 @@ def test_bare_lstm_directory(exports) -> None:
     text = result.output
     for expected in ("export directory", "LSTM(4→8), 1 layer(s)", "opset      18",
                      "torch.nn.modules.rnn.LSTM", "streamable: yes", "model.torchscript.pt",
-                     "onnxruntime, openvino, cpp-onnxruntime", "verification: PASS"):  # fmt: skip
+                     "onnxruntime, openvino, node, web, cpp-onnxruntime", "verification: PASS"):  # fmt: skip
         assert expected in text
     rows = {
         line.split()[1]: line.split() for line in text.splitlines() if line[2:5] in ("in ", "out")
@@ -143,7 +143,7 @@ def test_int8_artifact(exports) -> None:
     inspection = inspect(exports["int8"])
     artifacts = {a["format"]: a for a in inspection.artifacts}
     assert artifacts["onnx-int8"]["file"] == "model.int8.onnx"
-    assert artifacts["onnx-int8"]["runtimes"] == ["onnxruntime"]
+    assert artifacts["onnx-int8"]["runtimes"] == ["onnxruntime", "node", "web"]
     assert artifacts["onnx-int8"]["size"] > 0
     atol, rtol = VerifyOptions().tolerance("int8")
     assert inspection.verification["reduced_precision"] == {"int8": [atol, rtol]}

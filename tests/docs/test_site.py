@@ -48,6 +48,8 @@ OPAQUE = {
     ("rnnx/exporter/onnx_export.py", "build_onnx"),  # the exporter's diagnosis (diagnose.py)
     ("rnnx/pipeline.py", "export"),  # a doctor Finding, listed with the hazards
     ("rnnx/pipeline.py", "_write"),  # the streamability Finding, listed with the hazards
+    ("rnnx/pipeline.py", "_stage"),  # likewise, where the staged export warns with it
+    ("rnnx/exporter/routes.py", "_legacy"),  # the legacy exporter's own error, first line
     # runtime_missing(): how to install a runtime's tool, listed where it is built
     ("rnnx/formats.py", "load"),
     ("rnnx/formats.py", "verification_sessions"),
