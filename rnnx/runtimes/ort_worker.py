@@ -40,6 +40,8 @@ def main() -> None:
     options.intra_op_num_threads = settings.get("threads") or 0
     options.inter_op_num_threads = settings.get("inter_op_threads") or 0
     levels = ort.GraphOptimizationLevel
+    # the same table as onnxruntime_session._session_options, repeated: this file imports no
+    # rnnx module (see the docstring), and the names were checked there already
     options.graph_optimization_level = {
         "disable": levels.ORT_DISABLE_ALL,
         "basic": levels.ORT_ENABLE_BASIC,
