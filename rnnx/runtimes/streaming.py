@@ -106,13 +106,16 @@ class Stream:
 
     def _feeds(self, chunk: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         specs = self.session.signature.data_inputs
-        if not isinstance(chunk, Mapping):
-            if len(specs) != 1:
-                names = ", ".join(s.name for s in specs)
-                raise InputError(f"this model takes several inputs ({names}): pass a mapping")
-            chunk = {specs[0].name: chunk}
-        check_names(chunk, [s.name for s in specs])
-        feeds = {s.name: np.asarray(chunk[s.name]) for s in specs}
+        if type(chunk) is np.ndarray and len(specs) == 1:
+            feeds = {specs[0].name: chunk}  # the usual step, one array: nothing to look up
+        else:
+            if not isinstance(chunk, Mapping):
+                if len(specs) != 1:
+                    names = ", ".join(s.name for s in specs)
+                    raise InputError(f"this model takes several inputs ({names}): pass a mapping")
+                chunk = {specs[0].name: chunk}
+            check_names(chunk, [s.name for s in specs])
+            feeds = {s.name: np.asarray(chunk[s.name]) for s in specs}
         # Steps of one stream repeat the same shapes: validate each new shape once.
         shapes = tuple((a.shape, a.dtype) for a in feeds.values())
         if shapes != self._validated:
