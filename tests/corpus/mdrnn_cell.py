@@ -6,8 +6,9 @@ Source: https://github.com/ctallec/world-models, models/mdrnn.py
 Commit: 5d4261e5406fb4724e3617ab4d94bde909374a26
 License: MIT (tests/corpus/LICENSES/world-models.txt)
 Copyright (c) 2018 Corentin Tallec
-Changed: kept _MDRNNBase and MDRNNCell (MDRNN and the training loss gmm_loss, with its Normal
-import, are in the same file upstream and dropped here); formatting by ruff and lint
+Changed: kept MDRNNCell; its base _MDRNNBase, from the same upstream file, is the one vendored
+in mdrnn.py and imported from there (the training loss gmm_loss, with its Normal import, is
+dropped); formatting by ruff and lint
 directives. The classes are as published. build(), example_inputs() and other_inputs() below
 are glue for the rnnx corpus test.
 """
@@ -17,19 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as f
 
-
-class _MDRNNBase(nn.Module):
-    def __init__(self, latents, actions, hiddens, gaussians):
-        super().__init__()
-        self.latents = latents
-        self.actions = actions
-        self.hiddens = hiddens
-        self.gaussians = gaussians
-
-        self.gmm_linear = nn.Linear(hiddens, (2 * latents + 1) * gaussians + 2)
-
-    def forward(self, *inputs):
-        pass
+from .mdrnn import _MDRNNBase
 
 
 class MDRNNCell(_MDRNNBase):
