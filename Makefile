@@ -19,9 +19,9 @@ $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	@# qemu-user runs onnxruntime on an emulated AVX2-only CPU (tests/runtimes/test_emulated.py)
-	command -v qemu-x86_64 >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	@command -v qemu-x86_64 >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user \
-		>/dev/null; } || echo "qemu-user not installed (needs root and apt): AVX2 emulation tests skip"
+		>/dev/null; } || echo "rnnx: qemu-user not installed (apt-get install qemu-user): the AVX2 emulation tests skip"
 	touch $(STAMP)
 
 $(JS_STAMP): js/package.json js/package-lock.json
