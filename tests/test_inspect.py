@@ -83,7 +83,8 @@ def test_bare_lstm_directory(exports) -> None:
     text = result.output
     for expected in ("export directory", "LSTM(4→8), 1 layer(s)", "opset      18",
                      "torch.nn.modules.rnn.LSTM", "streamable: yes", "model.torchscript.pt",
-                     "onnxruntime, openvino, node, web, cpp-onnxruntime", "verification: PASS"):  # fmt: skip
+                     "onnxruntime, openvino, node, web, cpp-onnxruntime",
+                     "verification: PASS"):  # fmt: skip
         assert expected in text
     rows = {
         line.split()[1]: line.split() for line in text.splitlines() if line[2:5] in ("in ", "out")

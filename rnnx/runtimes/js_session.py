@@ -122,7 +122,9 @@ def _check_cpu(runtime: str, provider: str) -> None:
         raise RnnxError(f"the {runtime} runtime runs on cpu here, not {provider!r}")
 
 
-def open_node(
+def _open(
+    kind: str,
+    session: type[JsSession],
     path: Path,
     manifest: Manifest,
     *,
@@ -130,24 +132,17 @@ def open_node(
     allow_fallback: bool = False,
     threads: int | None = None,
     non_finite: str = "propagate",
-) -> NodeSession:
+) -> JsSession:
+    _check_cpu(kind, provider)
+    return session(shared(kind), path, manifest.signature, threads=threads, non_finite=non_finite)
+
+
+def open_node(path: Path, manifest: Manifest, **options: Any) -> JsSession:
     """The "node" runtime's opener (rnnx/formats.py): onnxruntime-node's CPU provider."""
-    _check_cpu("node", provider)
-    return NodeSession(shared("node"), path, manifest.signature, threads=threads,
-                       non_finite=non_finite)  # fmt: skip
+    return _open("node", NodeSession, path, manifest, **options)
 
 
-def open_web(
-    path: Path,
-    manifest: Manifest,
-    *,
-    provider: str = "cpu",
-    allow_fallback: bool = False,
-    threads: int | None = None,
-    non_finite: str = "propagate",
-) -> WebSession:
+def open_web(path: Path, manifest: Manifest, **options: Any) -> JsSession:
     """The "web" runtime's opener (rnnx/formats.py): onnxruntime-web's WASM backend in headless
     Chromium; `threads` > 1 runs WASM threads (the page is cross-origin isolated)."""
-    _check_cpu("web", provider)
-    return WebSession(shared("web"), path, manifest.signature, threads=threads,
-                      non_finite=non_finite)  # fmt: skip
+    return _open("web", WebSession, path, manifest, **options)

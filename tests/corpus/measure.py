@@ -21,9 +21,7 @@ Not part of the test suite (a few minutes); tests/corpus/test_corpus.py checks r
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import io
 import sys
 import tempfile
 import warnings
@@ -40,6 +38,7 @@ import torch  # noqa: E402
 import rnnx  # noqa: E402
 from corpus.test_corpus import CORPUS, _flatten  # noqa: E402
 from rnnx.exporter.model_io import flatten_inputs  # noqa: E402
+from rnnx.exporter.onnx_export import _quiet  # noqa: E402  (what rnnx itself hides)
 from rnnx.exporter.plan import plan_export  # noqa: E402
 
 ATOL, RTOL = 1e-4, 1e-3
@@ -130,7 +129,7 @@ def measure_legacy(corpus: Any, directory: Path) -> str:
     directory.mkdir(parents=True)
     path = directory / "legacy.onnx"
     try:
-        with _silent():
+        with _quiet():
             torch.onnx.export(flat_model, tuple(flat), str(path), dynamo=False,
                               input_names=names, dynamic_axes=dynamic)  # fmt: skip
     except Exception as error:
@@ -148,24 +147,13 @@ def measure_dynamo(corpus: Any, directory: Path) -> str:
     directory.mkdir(parents=True)
     path = directory / "dynamo.onnx"
     try:
-        with _silent():
+        with _quiet():
             torch.onnx.export(flat_model, tuple(flat), str(path), dynamo=True,
                               dynamic_shapes=shapes)  # fmt: skip
     except Exception as error:
         return "fails: " + _short(error)
     verdict = _matches(_onnx_runner(path), corpus)
     return "exports" if verdict == "yes" else verdict
-
-
-@contextlib.contextmanager
-def _silent():
-    with (
-        warnings.catch_warnings(),
-        contextlib.redirect_stdout(io.StringIO()),
-        contextlib.redirect_stderr(io.StringIO()),
-    ):
-        warnings.simplefilter("ignore")
-        yield
 
 
 def table() -> str:
