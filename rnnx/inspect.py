@@ -454,7 +454,9 @@ def format_text(inspection: Inspection) -> str:
 
 
 def _signature_text(signature: Mapping[str, Any]) -> list[str]:
-    lines = ["", f"signature (streamable: {_yes_no(signature['streamable'])})"]
+    fixed = not any(isinstance(d, str) for t in signature["inputs"] for d in t["dims"])
+    shapes = ", fixed shapes: forward takes the example's only" if fixed else ""
+    lines = ["", f"signature (streamable: {_yes_no(signature['streamable'])}{shapes})"]
     rows = []
     for direction, tensors in (("in", signature["inputs"]), ("out", signature["outputs"])):
         for t in tensors:

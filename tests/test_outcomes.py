@@ -4,6 +4,8 @@ returned states is no output, and streaming is refused only for reasons the mode
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -180,3 +182,46 @@ def test_a_default_format_that_cannot_be_written_is_left_out(tmp_path, monkeypat
         result = export(nn.GRU(3, 4).eval(), tmp_path / "out")
     assert list(result.manifest.artifacts) == ["onnx"] and result.report.passed
     assert "torch.jit.trace is not available" in result.manifest.notes["torchscript"]["skipped"]
+
+
+class OneSentenceStep(nn.Module):
+    """A decoder step written for batch 1 (`.view(1, 1, -1)`, the tutorials' style), with a
+    memory input that has no batch axis at all (one sentence's encoder outputs, padded to 6)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.attend = nn.Linear(6 * 8, 8)
+        self.gru = nn.GRU(16, 8)
+        self.out = nn.Linear(8, 20)
+
+    def forward(self, token, hidden, memory):
+        embedded = self.embedding(token).view(1, 1, -1)
+        context = self.attend(memory.view(1, 1, -1))
+        output, hidden = self.gru(torch.cat((embedded, context), 2), hidden)
+        return torch.log_softmax(self.out(output[0]), dim=1), hidden
+
+
+def test_a_model_written_for_one_shape_exports_with_fixed_shapes(tmp_path) -> None:
+    """As the stock exporters write it (every axis fixed), verified, the line named once."""
+    torch.manual_seed(0)
+    model = OneSentenceStep().eval()
+    example = (torch.tensor([[3]]), torch.randn(1, 1, 8), torch.randn(6, 8))
+    with pytest.warns(RnnxWarning, match="fixed-shapes") as caught:
+        result = export(model, tmp_path / "out", example_inputs=example)
+    warning = next(str(w.message) for w in caught if "fixed-shapes" in str(w.message))
+    assert re.search(r"at batch 2 it fails at test_outcomes\.py:\d+", warning)
+    signature = result.manifest.signature
+    assert signature.fixed_shapes and result.report.passed
+    assert [t.dims for t in signature.inputs] == [(1, 1), (1, 1, 8), (6, 8)]
+    session = rnnx.load(tmp_path / "out")
+    feeds = (torch.tensor([[7]]), torch.randn(1, 1, 8), torch.randn(6, 8))
+    outputs = session.run(dict(zip(signature.input_names, (f.numpy() for f in feeds))))
+    with torch.inference_mode():
+        expected = model(*feeds)
+    for name, value in zip(signature.output_names, expected):
+        np.testing.assert_allclose(outputs[name], value.numpy(), atol=1e-5)
+    with pytest.raises(RnnxError, match=r"input 'token'.*\[1, 1\]"):
+        session.run({"token": np.zeros((2, 1), np.int64), "hidden": feeds[1].numpy(),
+                     "memory": feeds[2].numpy()})  # fmt: skip
+    assert "fixed shapes" in format_text(inspect(tmp_path / "out"))

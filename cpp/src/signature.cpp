@@ -291,17 +291,24 @@ Signature Signature::from_metadata(const std::map<std::string, std::string>& met
   }
   signature.index();
 
+  // A fixed-shape model (no input has a symbolic axis: forward takes one shape) has no batch
+  // axis to require; every other model has one on each data input and state.
+  bool fixed_shapes = true;
+  for (const TensorSpec& spec : signature.inputs_) {
+    for (const Dim& dim : spec.dims) fixed_shapes = fixed_shapes && dim.kind == Dim::Kind::Fixed;
+  }
   for (const StatePair& pair : signature.state_pairs_) {
     const std::string named = "state pair [" + pair.output + ", " + pair.input + "] names ";
     if (!signature.has_output(pair.output)) fail(source, named + "an unknown output");
     if (!signature.has_input(pair.input)) fail(source, named + "an unknown input");
     const TensorSpec& state = signature.input(pair.input);
+    if (fixed_shapes) continue;
     if (state.axis(Dim::Kind::Time) >= 0 || state.axis(Dim::Kind::Batch) < 0) {
       fail(source, "state " + state.describe() + " must have a batch axis and no time axis");
     }
   }
   for (const TensorSpec* spec : signature.data_inputs_) {
-    if (spec->axis(Dim::Kind::Batch) < 0) {
+    if (!fixed_shapes && spec->axis(Dim::Kind::Batch) < 0) {
       fail(source, "input " + spec->describe() + " has no batch axis");
     }
   }

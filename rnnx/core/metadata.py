@@ -7,7 +7,9 @@ Stored as string key/values: ONNX `metadata_props`, and for TorchScript an extra
   rnnx.version    the rnnx version that wrote it
   rnnx.signature  JSON: the Signature (inputs, outputs with dims, state pairs, streamable, and
                   optionally `axes`: the minimum size and stride of a symbolic axis), the
-                  single source of names, layouts and state pairs
+                  single source of names, layouts and state pairs. Every data input has a
+                  batch axis and every state a batch axis and no time axis, unless no input
+                  has a symbolic axis at all (a fixed-shape model: forward takes one shape)
   rnnx.spec       JSON, bare layers only: the LayerSpec
 
 The Python reader here and the C++ reader (cpp/src/signature.cpp) reject the same malformed

@@ -130,6 +130,12 @@ class Signature:
         signature._check(source)
         return signature
 
+    @property
+    def fixed_shapes(self) -> bool:
+        """No input has a symbolic axis: a model whose forward takes the example's shapes only
+        (`.view(1, 1, -1)`), exported as the stock exporters do, every axis fixed."""
+        return not any(isinstance(d, str) for t in self.inputs for d in t.dims)
+
     def _check(self, source: str) -> None:
         inputs = {t.name: t for t in self.inputs}
         outputs = {t.name for t in self.outputs}
@@ -137,12 +143,14 @@ class Signature:
             if output not in outputs or input not in inputs:
                 unknown = f"output {output!r}" if output not in outputs else f"input {input!r}"
                 raise RnnxError(f"{source}: state pair {output}:{input} names an unknown {unknown}")
+            if self.fixed_shapes:
+                continue
             state = inputs[input]
             if "batch" not in state.dims or "time" in state.dims:
                 raise RnnxError(
                     f"{source}: state {state.describe()} must have a batch axis and no time axis"
                 )
-        for tensor in self.data_inputs:
+        for tensor in self.data_inputs if not self.fixed_shapes else ():
             if "batch" not in tensor.dims:
                 raise RnnxError(f"{source}: input {tensor.describe()} has no batch axis")
 

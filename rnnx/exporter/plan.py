@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnx.core.errors import RnnxError, UnsupportedModelError, first_line
+from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, first_line
 from rnnx.core.signature import Axis, Signature, TensorSpec, random_inputs
 from rnnx.core.spec import LayerSpec
 from rnnx.exporter import axes
@@ -197,7 +198,7 @@ def _probed(
                            dict(model_io.dims), frozenset(model_io.lengths))  # fmt: skip
     probed = axes.probe(module, example, data, layer_batch)
     if probed.static:
-        _refuse_static(module, example)
+        return _fixed_shapes(module, example, model_io)
     return dataclasses.replace(
         model_io,
         dims=probed.dims,
@@ -206,11 +207,11 @@ def _probed(
     )
 
 
-def _refuse_static(module: nn.Module, example: axes.Tensors) -> None:
+def _fixed_shapes(module: nn.Module, example: axes.Tensors, model_io: ModelIO) -> ModelIO:
     """Forward takes no data input at another size (a decoder step written for one sentence,
-    `.view(1, 1, -1)`): every artifact needs a batch axis (the metadata contract), so it is
-    refused, naming the line that fails at another batch size, rather than exported with axes
-    it does not have."""
+    `.view(1, 1, -1)`): the artifacts get every axis fixed at the example's size, as the stock
+    exporters write them, and the export says so once, naming the line that fails at another
+    batch size (the fix, if the user wants a batch axis)."""
     sizes = example.sizes()
     reason = "it fails at every other size"
     if "batch" in sizes:
@@ -221,11 +222,15 @@ def _refuse_static(module: nn.Module, example: axes.Tensors) -> None:
             where = user_frame(error)
             at = f" at {where}" if where else ""
             reason = f"at batch {sizes['batch'] + 1} it fails{at} ({first_line(error, 160)})"
-    raise UnsupportedModelError(
-        f"forward takes its inputs at the example's sizes only: {reason}; rnnx exports models "
-        "whose batch (and time) size follows the inputs: fix: derive sizes from the inputs "
-        "(x.shape[0] instead of a fixed 1 in view/reshape)"
+    warnings.warn(
+        f"fixed-shapes: forward takes its inputs at the example's sizes only ({reason}); the "
+        "artifacts take exactly the example's shapes; fix, for a batch axis: derive sizes from "
+        "the inputs (x.shape[0] instead of a fixed 1 in view/reshape)",
+        RnnxWarning,
+        stacklevel=2,
     )
+    fixed = {name: (None,) * len(dims) for name, dims in model_io.dims.items()}
+    return dataclasses.replace(model_io, dims=fixed, min_sizes={}, multiples={})
 
 
 def check_float32(model: nn.Module) -> None:
