@@ -120,9 +120,33 @@ def _flat_module(model: torch.nn.Module, example: tuple) -> tuple[torch.nn.Modul
     return FlatIO(model, structure), [leaf.tensor for leaf in leaves]
 
 
+class _Constants(torch.nn.Module):
+    """The model with its Python-number arguments (teacher_forcing_ratio=0) bound: what both
+    torch.onnx exporters do with a non-tensor argument, a constant in the graph."""
+
+    def __init__(self, model: torch.nn.Module, example: tuple) -> None:
+        super().__init__()
+        self.model = model
+        self.constants = {i: v for i, v in enumerate(example) if isinstance(v, (bool, int, float))}
+
+    def forward(self, *tensors: Any) -> Any:
+        values = iter(tensors)
+        count = len(tensors) + len(self.constants)
+        return self.model(*(self.constants[i] if i in self.constants else next(values)
+                            for i in range(count)))  # fmt: skip
+
+
+def _stock_inputs(corpus: Any) -> tuple[torch.nn.Module, tuple]:
+    """The model and example as a stock exporter takes them (Python numbers bound)."""
+    model, example = corpus.build(), tuple(corpus.example_inputs())
+    if not any(isinstance(v, (bool, int, float)) for v in example):
+        return model, example
+    bound = _Constants(model, example)
+    return bound, tuple(v for i, v in enumerate(example) if i not in bound.constants)
+
+
 def measure_legacy(corpus: Any, directory: Path) -> str:
-    model = corpus.build()
-    example = corpus.example_inputs()
+    model, example = _stock_inputs(corpus)
     flat_model, flat = _flat_module(model, example)
     names = [f"input_{i}" for i in range(len(flat))]
     dynamic = {n: axes for n, axes in zip(names, _axes(model, example)) if axes}
@@ -139,8 +163,7 @@ def measure_legacy(corpus: Any, directory: Path) -> str:
 
 
 def measure_dynamo(corpus: Any, directory: Path) -> str:
-    model = corpus.build()
-    example = corpus.example_inputs()
+    model, example = _stock_inputs(corpus)
     flat_model, flat = _flat_module(model, example)
     dim = torch.export.Dim.DYNAMIC
     shapes = (tuple({a: dim for a in axes} for axes in _axes(model, example)),)
