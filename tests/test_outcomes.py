@@ -225,3 +225,33 @@ def test_a_model_written_for_one_shape_exports_with_fixed_shapes(tmp_path) -> No
         session.run({"token": np.zeros((2, 1), np.int64), "hidden": feeds[1].numpy(),
                      "memory": feeds[2].numpy()})  # fmt: skip
     assert "fixed shapes" in format_text(inspect(tmp_path / "out"))
+
+
+class WithPythonArguments(nn.Module):
+    """forward takes a ratio and a flag as Python values besides its tensors (a decoder's
+    `teacher_forcing_ratio`, an inference switch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 6)
+
+    def forward(self, x, scale, reverse, hidden=None):
+        y, hidden = self.gru(x.flip(0) if reverse else x, hidden)
+        return y * scale, hidden
+
+
+def test_python_numbers_among_arguments_are_bound_at_their_value(tmp_path) -> None:
+    """As the stock exporters bind them: said once per value, never silently an input."""
+    torch.manual_seed(0)
+    model = WithPythonArguments().eval()
+    example = (torch.randn(5, 2, 4), 0.5, True, None)
+    with pytest.warns(RnnxWarning, match=r"'scale' is a Python float \(0\.5\).*scale=0\.5") as got:
+        result = export(model, tmp_path / "out", example_inputs=example)
+    assert any("'reverse' is a Python bool (True)" in str(w.message) for w in got)
+    assert all(w.filename == __file__ for w in got if "Python" in str(w.message))
+    assert result.report.passed and result.manifest.signature.input_names == ["x"]
+    x = torch.randn(9, 3, 4)
+    outputs = rnnx.load(tmp_path / "out").run({"x": x.numpy()})
+    with torch.inference_mode():
+        expected, _ = model(x, 0.5, True)
+    np.testing.assert_allclose(outputs["output_0"], expected.numpy(), atol=1e-5)

@@ -101,6 +101,8 @@ def _message(
         texts = _texts(call.args[0], function)
         return [Message(name, text, fix=_fix(text), **where) for text in texts]
     category = call.args[1] if name == "warn" and len(call.args) >= 2 else None
+    if name == "warn_user" and call.args:  # rnnx/core/errors.py: an RnnxWarning at the caller
+        category = ast.Name("RnnxWarning")
     if isinstance(category, ast.Name) and category.id in warns:
         return [
             Message("RnnxWarning", t, fix=_fix(t), **where) for t in _texts(call.args[0], function)

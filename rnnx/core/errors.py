@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 
 def first_line(error: BaseException, limit: int = 300) -> str:
     """The informative first line of a library's exception (torch, onnxruntime and OpenVINO
@@ -43,6 +47,16 @@ class VerificationError(RnnxError):
 
 class RnnxWarning(UserWarning):
     """An export hazard found by `rnnx doctor` (the export goes on; the user should look)."""
+
+
+def warn_user(message: str) -> None:
+    """An RnnxWarning attributed to the first caller outside rnnx (the user's export call),
+    however deep in the exporter it is raised (Python 3.11 has no skip_file_prefixes)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RnnxWarning, stacklevel=level)
 
 
 class FallbackWarning(RnnxWarning, RuntimeWarning):

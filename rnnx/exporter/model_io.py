@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
-from rnnx.core.errors import UnsupportedModelError
+from rnnx.core.errors import UnsupportedModelError, warn_user
 from rnnx.core.signature import Axis, Dim, Signature, TensorSpec
 
 _STATE_NAME = re.compile(r"^(h|c|hx|cx|h0|c0|h_0|c_0|hidden|cell|state|states|memory)(_\w+)?$")
@@ -57,28 +57,38 @@ class Leaf:
     tensor: torch.Tensor
 
 
+# Python values forward may take among its arguments (a flag, a ratio, None for an optional
+# state): bound into the artifacts at the example's value, as the stock exporters bind them.
+_CONSTANT_TYPES = (type(None), bool, int, float, str)
+
+
 @dataclasses.dataclass(frozen=True)
 class InputStructure:
     """How forward's arguments are rebuilt from the graph inputs: their nesting (a torch pytree
-    spec) and the places that hold None (an optional argument left at its default)."""
+    spec) and the places that hold a Python value (None for an optional argument, a flag or a
+    ratio) rather than a tensor, with that value."""
 
     tree: pytree.TreeSpec
-    absent: tuple[int, ...] = ()  # positions among the tree's leaves that are None
+    constants: tuple[tuple[int, Any], ...] = ()  # (position among the tree's leaves, value)
 
     def rebuild(self, inputs: Sequence[torch.Tensor]) -> Any:
-        values = iter(inputs)
-        leaves = [None if i in self.absent else next(values) for i in range(self.tree.num_leaves)]
+        values, constants = iter(inputs), dict(self.constants)
+        leaves = [constants[i] if i in constants else next(values)
+                  for i in range(self.tree.num_leaves)]  # fmt: skip
         return pytree.tree_unflatten(leaves, self.tree)
 
     def to_json(self) -> str:
-        return json.dumps({"tree": pytree.treespec_dumps(self.tree), "absent": list(self.absent)})
+        return json.dumps({"tree": pytree.treespec_dumps(self.tree),
+                           "constants": [list(c) for c in self.constants]})  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str | None) -> InputStructure | None:
         if not text:
             return None
         data = json.loads(text)
-        return cls(pytree.treespec_loads(data["tree"]), tuple(data["absent"]))
+        constants = [(i, None) for i in data.get("absent", [])]  # rnnx 0.2.0 kept only None
+        constants += [(i, value) for i, value in data.get("constants", [])]
+        return cls(pytree.treespec_loads(data["tree"]), tuple(constants))
 
 
 def flatten_inputs(
@@ -88,8 +98,9 @@ def flatten_inputs(
 
     Published models pass states as `hidden=(h, c)` or as a list of per-layer states; the graph
     takes each tensor as its own input, named after its place: hidden.0, hidden.1, states.2.1.
-    None inside a tuple (an optional part left out) stays None. The structure is None when
-    every argument is one tensor.
+    A Python value (None for an optional part, `teacher_forcing_ratio=0`) is no input: it is
+    bound at the example's value, said once in a warning unless it is None. The structure is
+    None when every argument is one tensor.
     """
     parameters = _parameter_names(model)
     if len(example_inputs) > len(parameters):
@@ -98,21 +109,29 @@ def flatten_inputs(
             f"{len(example_inputs)} example inputs were given"
         )
     with_paths, tree = pytree.tree_flatten_with_path(tuple(example_inputs))
-    leaves, absent = [], []
+    leaves, constants = [], []
     for position, (path, value) in enumerate(with_paths):
         argument = parameters[path[0].idx]  # type: ignore[attr-defined]
         name = argument + "".join(f".{getattr(k, 'idx', getattr(k, 'key', k))}" for k in path[1:])
-        if value is None and len(path) > 1:
-            absent.append(position)
+        if isinstance(value, _CONSTANT_TYPES):
+            constants.append((position, value))
+            if value is not None:
+                warn_user(
+                    f"example input {name!r} is a Python {type(value).__name__} ({value!r}): "
+                    f"the artifacts run forward with {name}={value!r} (pass a tensor to make it "
+                    "an input)"
+                )
             continue
         if not isinstance(value, torch.Tensor):
             raise UnsupportedModelError(
                 f"example input {name!r} is {type(value).__name__}; rnnx exports tensor "
-                "inputs (leave out arguments that keep their defaults, such as hidden=None)"
+                "inputs, and binds Python numbers, strings and None at their value"
             )
         leaves.append(Leaf(name, argument, value))
-    plain = tree.num_leaves == tree.num_children and not absent
-    return leaves, None if plain else InputStructure(tree, tuple(absent))
+    if not leaves:
+        raise UnsupportedModelError("the example inputs hold no tensor: rnnx exports tensor inputs")
+    plain = tree.num_leaves == tree.num_children and not constants
+    return leaves, None if plain else InputStructure(tree, tuple(constants))
 
 
 def _parameter_names(model: nn.Module) -> list[str]:

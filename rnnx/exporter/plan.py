@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnx.core.errors import RnnxError, RnnxWarning, UnsupportedModelError, first_line
+from rnnx.core.errors import RnnxError, UnsupportedModelError, first_line, warn_user
 from rnnx.core.signature import Axis, Signature, TensorSpec, random_inputs
 from rnnx.core.spec import LayerSpec
 from rnnx.exporter import axes
@@ -222,12 +221,10 @@ def _fixed_shapes(module: nn.Module, example: axes.Tensors, model_io: ModelIO) -
             where = user_frame(error)
             at = f" at {where}" if where else ""
             reason = f"at batch {sizes['batch'] + 1} it fails{at} ({first_line(error, 160)})"
-    warnings.warn(
+    warn_user(
         f"fixed-shapes: forward takes its inputs at the example's sizes only ({reason}); the "
         "artifacts take exactly the example's shapes; fix, for a batch axis: derive sizes from "
-        "the inputs (x.shape[0] instead of a fixed 1 in view/reshape)",
-        RnnxWarning,
-        stacklevel=2,
+        "the inputs (x.shape[0] instead of a fixed 1 in view/reshape)"
     )
     fixed = {name: (None,) * len(dims) for name, dims in model_io.dims.items()}
     return dataclasses.replace(model_io, dims=fixed, min_sizes={}, multiples={})

@@ -145,18 +145,13 @@ CORPUS = [
     Row(
         "seq2seq_attention",
         "refused",
-        # model(src, trg, 0): teacher_forcing_ratio is a required Python number (both stock
-        # exporters bake it in as a constant). Past it, the decoder's
+        # model(src, trg, 0): teacher_forcing_ratio is a required Python number, bound at 0 as
+        # both stock exporters bind it (a warning says so). Past it, the decoder's
         # `assert (output == hidden).all()` reads a tensor value, and the loop
         # `for t in range(1, trg_length)` unrolls the decoder to the example's target length
-        # (the legacy exporter's graph gives wrong values at another length). rnnx should
-        # refuse at the model's line with the fix (export the decoder step), not at the number.
+        # (the legacy exporter's graph gives wrong values at another length): refused at the
+        # model's line with the fix.
         refusal=r"seq2seq_attention\.py:\d+: .*fix",
-        today="UnsupportedModelError: example input 'teacher_forcing_ratio' is int; rnnx "
-        "exports tensor inputs (leave out arguments that keep their defaults, such as "
-        "hidden=None): rnnx/exporter/model_io.py:109 flatten_inputs; the argument has no "
-        "default, and the model's real blockers (its line 122 assert, the unrolled decoder "
-        "loop) go unnamed",
     ),
 ]
 

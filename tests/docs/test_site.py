@@ -55,6 +55,7 @@ OPAQUE = {
     ("rnnx/formats.py", "verification_sessions"),
     ("rnnx/runtimes/js_host.py", "__init__"),
     ("rnnx/web_bundle.py", "write_site"),
+    ("rnnx/core/errors.py", "warn_user"),  # passes its callers' warnings on, listed at them
 }
 
 
