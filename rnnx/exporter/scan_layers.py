@@ -28,31 +28,37 @@ from rnnx.core.errors import UnsupportedModelError
 _VF = torch._VF  # type: ignore[attr-defined]
 KERNELS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 
-# cell(states, input gates of the step, w_hh, b_hh, w_hr) -> the next states; states[0] is h
+# cell(states, input gates of the step, w_hh^T, b_hh, w_hr^T) -> the next states; states[0] is h
 Cell = Callable[[tuple[Tensor, ...], Tensor, Tensor, Tensor | None, Tensor | None],
                 tuple[Tensor, ...]]  # fmt: skip
 
 
+def _times(h: Tensor, w_t: Tensor, bias: Tensor | None = None) -> Tensor:
+    """h·W^T (+ bias) with W^T transposed once outside the loop: F.linear inside it would copy
+    the transposed weight at every step (ExecuTorch's permute_copy)."""
+    return torch.mm(h, w_t) if bias is None else torch.addmm(bias, h, w_t)
+
+
 def _rnn_cell(activation: Callable[[Tensor], Tensor]) -> Cell:
-    def cell(states, gates_x, w_hh, b_hh, w_hr):
-        return (activation(gates_x + functional.linear(states[0], w_hh, b_hh)),)
+    def cell(states, gates_x, w_hh_t, b_hh, w_hr_t):
+        return (activation(gates_x + _times(states[0], w_hh_t, b_hh)),)
 
     return cell
 
 
-def _lstm_cell(states, gates_x, w_hh, b_hh, w_hr):
+def _lstm_cell(states, gates_x, w_hh_t, b_hh, w_hr_t):
     h, c = states
-    i, f, g, o = (gates_x + functional.linear(h, w_hh, b_hh)).chunk(4, -1)
+    i, f, g, o = (gates_x + _times(h, w_hh_t, b_hh)).chunk(4, -1)
     c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     h_next = torch.sigmoid(o) * torch.tanh(c_next)
-    return (h_next if w_hr is None else functional.linear(h_next, w_hr), c_next)
+    return (h_next if w_hr_t is None else _times(h_next, w_hr_t), c_next)
 
 
-def _gru_cell(states, gates_x, w_hh, b_hh, w_hr):
+def _gru_cell(states, gates_x, w_hh_t, b_hh, w_hr_t):
     # PyTorch applies the reset gate to the recurrent term, bias included
     (h,) = states
     x_r, x_z, x_n = gates_x.chunk(3, -1)
-    h_r, h_z, h_n = functional.linear(h, w_hh, b_hh).chunk(3, -1)
+    h_r, h_z, h_n = _times(h, w_hh_t, b_hh).chunk(3, -1)
     r = torch.sigmoid(x_r + h_r)
     z = torch.sigmoid(x_z + h_z)
     n = torch.tanh(x_n + r * h_n)
@@ -114,9 +120,11 @@ def _scanned_direction(
     w_hr = weights[-1] if len(weights) > 2 + 2 * has_biases else None  # an LSTM's proj_size
     cell = CELLS[kind]
     gates_x = functional.linear(x.flip(0) if reverse else x, w_ih, b_ih)  # every step at once
+    w_hh_t = w_hh.t().contiguous()
+    w_hr_t = None if w_hr is None else w_hr.t().contiguous()
 
     def step(states: tuple[Tensor, ...], gates: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
-        following = cell(states, gates, w_hh, b_hh, w_hr)
+        following = cell(states, gates, w_hh_t, b_hh, w_hr_t)
         return following, following[0].clone()  # scan's outputs may not alias its carry
 
     last, y = scan(step, initial, gates_x)
