@@ -35,7 +35,8 @@ from rnnx.exporter.pt2_export import _quiet
 from rnnx.exporter.scan_layers import recurrent_kernels_as_scans
 
 DEFAULT_CHUNK = 16
-# Longer than any case the verifier runs (100 steps); the buffers ExecuTorch plans grow with it.
+# Longer than any case the verifier runs (100 steps). The buffers ExecuTorch plans grow with it
+# (LSTM 80->256: 2.4 MB at 64 steps, 7.4 MB at 1024, 44 MB at 8192).
 DEFAULT_MAX_TIME = 1024
 
 
