@@ -35,7 +35,7 @@ class ExecuTorchSession(Session):
             self.chunk = None if dynamic else int(notes["chunk"])
             self.max_time = int(notes["max_time"]) if dynamic else None
             methods = dict(notes["methods"])
-        except (KeyError, TypeError, ValueError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError) as error:  # None, or a bad field
             raise RnnxError(f"'{path}': the manifest's pte notes are malformed ({error})") from None
         try:
             program = Runtime.get().load_program(Path(path))
