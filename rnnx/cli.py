@@ -296,6 +296,14 @@ def _json_object(text: str) -> dict[str, Any]:
     show_default=True,
     help="Time steps per call of the fixed-chunk pte format (ExecuTorch).",
 )
+@click.option(
+    "--max-time",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Write the dynamic-time pte format, taking sequences of up to T steps (the default for "
+    "models that do not stream, with T = 1024).",
+    metavar="T",
+)
 @_verify_options
 @_checkpoint_options
 def export(
@@ -309,6 +317,7 @@ def export(
     force: bool,
     quantize: str | None,
     chunk: int,
+    max_time: int | None,
     verify_options: Any,
 ) -> None:
     """Export CHECKPOINT to an export directory: model.onnx, model.torchscript.pt, rnnx.json."""
@@ -325,6 +334,7 @@ def export(
         force=force,
         quantize=quantize,
         chunk=chunk,
+        max_time=max_time,
     )
     result = export_checkpoint(checkpoint, output_dir, options, load_options)
     spec = result.manifest.spec

@@ -129,7 +129,7 @@ FORMATS: dict[str, Format] = {
             "pte",
             "model.pte",
             "rnnx.exporter.pte_export:write_pte",
-            "ExecuTorch program (XNNPACK), fixed chunks of --chunk N steps plus single steps",
+            "ExecuTorch program (XNNPACK): fixed chunks of --chunk N steps, or up to --max-time",
             default=False,  # lowering an unrolled chunk takes tens of seconds: asked for by name
             hint="export with --format pte (pip install executorch)",
         ),

@@ -72,6 +72,9 @@ class ExportOptions:
     # (faster, VNNI CPUs only); both, comma-separated
     quantize: str | None = None
     chunk: int = 16  # time steps per call of the fixed-chunk pte format
+    # the most time steps per call of the dynamic-time pte format; given, a model that streams
+    # gets that variant too (exporter/pte_export.py)
+    max_time: int | None = None
 
 
 @dataclasses.dataclass
@@ -338,7 +341,7 @@ def _stage(
     for name in formats:
         path = staging / FORMATS[name].file
         job = WriteJob(plan, signature, metadata, staging, written, options.opset, onnx_model,
-                       chunk=options.chunk)  # fmt: skip
+                       chunk=options.chunk, max_time=options.max_time)  # fmt: skip
         try:
             notes[name] = resolve(FORMATS[name].writer)(job, path)
         except FormatSkipped as skipped:

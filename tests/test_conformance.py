@@ -9,9 +9,14 @@ refusal itself is tested in tests/runtimes/test_openvino.py. A runtime whose too
 (the web runtime's Chromium, the npm packages) is skipped with the line saying how to install
 them. The web and node rows, the whole table for each, run in one Chromium and one Node worker
 shared by the session (rnnx/runtimes/js_host.py): about 20 s for their 32 rows on 2 cores.
+Where ExecuTorch is installed, every layer is also exported in pte, its dynamic-time variant
+(the one every layer has; fixed chunks are tested in tests/runtimes/test_executorch.py).
 """
 
 from __future__ import annotations
+
+import dataclasses
+import importlib.util
 
 import pytest
 import torch
@@ -20,6 +25,7 @@ from torch import nn
 import rnnx
 from rnnx.core.errors import RnnxError
 from rnnx.core.manifest import read_manifest
+from rnnx.exporter.pte_export import DEFAULT_MAX_TIME
 from rnnx.formats import FORMATS, RUNTIMES, runtime_missing
 from rnnx.pipeline import ExportOptions, export
 
@@ -41,7 +47,10 @@ PROJECTED = {  # proj_size alone, and with every other variant at once
         proj_size=2, bidirectional=True, batch_first=True, num_layers=2
     ),
 }
-DEFAULT_FORMATS = tuple(name for name, f in FORMATS.items() if f.default)
+# pte is asked for by name (its lowering takes seconds a layer); without ExecuTorch the
+# executorch rows are skipped with the runtime's hint
+PTE = ("pte",) if importlib.util.find_spec("executorch") else ()
+DEFAULT_FORMATS = (*(name for name, f in FORMATS.items() if f.default), *PTE)
 # layer -> (kind, constructor options, the formats it is exported in)
 LAYERS = {
     **{f"{kind}-{variant}": (kind, options, DEFAULT_FORMATS) for kind in KINDS
@@ -81,8 +90,10 @@ def exported(tmp_path_factory) -> dict:
     """Each layer exported once, in its formats (unverified: the table verifies)."""
     root = tmp_path_factory.mktemp("conformance")
     torch.manual_seed(0)
+    # a maximum given: the layers that stream take the dynamic-time pte too
+    options = ExportOptions(verify=False, max_time=DEFAULT_MAX_TIME)
     return {name: export(KINDS[kind](**kw).eval(), root / name,
-                         ExportOptions(formats=formats, verify=False)).output_dir
+                         dataclasses.replace(options, formats=formats)).output_dir
             for name, (kind, kw, formats) in LAYERS.items()}  # fmt: skip
 
 

@@ -66,6 +66,7 @@ class WriteJob:
     opset: int
     onnx_model: Any = None  # the onnx_ir model, built once (whole models need its output dims)
     chunk: int = 16  # the time steps of a fixed-length format's call (pte)
+    max_time: int | None = None  # the most time steps of a dynamic-time format's call (pte)
 
 
 def dynamic_shapes(
@@ -74,25 +75,28 @@ def dynamic_shapes(
     constraints: Sequence[Axis] = (),
     *,
     automatic: bool = False,
+    maximum: Mapping[str, int] | None = None,
 ) -> Any:
     """torch.export's `dynamic_shapes` for `module` (forward takes `inputs`, in order): each
     symbolic axis ("batch", "time") one torch.export.Dim, shared by every input that has it;
     an axis of `constraints` takes the sizes minimum + k * multiple (a front end's kernel and
-    stride); `automatic`: torch.export.Dim.AUTO for each."""
+    stride); `automatic`: torch.export.Dim.AUTO for each; `maximum`: only the axes it names are
+    symbolic, each up to its maximum, the others take the example's sizes."""
     by_name = {a.name: a for a in constraints}
     dims: dict[str, Any] = {}
     for name in sorted({d for t in inputs for d in t.dims if isinstance(d, str)}):
         axis = by_name.get(name, Axis(name))
-        if automatic:  # torch.export's choice, ranges included (the capture routes' second)
+        if maximum is not None:
+            if name in maximum:
+                dims[name] = torch.export.Dim(name, min=axis.min, max=maximum[name])
+        elif automatic:  # torch.export's choice, ranges included (the capture routes' second)
             dims[name] = torch.export.Dim.AUTO
         elif axis.multiple == 1:
             dims[name] = torch.export.Dim(name, min=axis.min)
         else:
             steps = torch.export.Dim(f"{name}_steps", min=0)
             dims[name] = axis.multiple * steps + axis.min
-    per_input = tuple(
-        {axis: dims[d] for axis, d in enumerate(t.dims) if isinstance(d, str)} for t in inputs
-    )
+    per_input = tuple({axis: dims[d] for axis, d in enumerate(t.dims) if d in dims} for t in inputs)
     # torch.export matches dynamic_shapes to forward's parameters: a forward(*inputs) (the
     # whole-model wrapper) takes them all as its one packed argument.
     parameters = inspect.signature(module.forward).parameters.values()

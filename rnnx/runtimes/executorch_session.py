@@ -1,8 +1,9 @@
-"""ExecuTorch programs (`model.pte`, fixed-chunk: exporter/pte_export.py) as a Session.
+"""ExecuTorch programs (`model.pte`: exporter/pte_export.py) as a Session.
 
-A sequence of any length runs as the program's N-step chunks (`forward`), then single steps
-(`step`) for the rest, the states carried between calls (only models that stream have the
-format). The program's batch is 1: a batch runs one sequence at a time.
+A fixed-chunk program runs a sequence of any length as its N-step chunks (`forward`), then
+single steps (`step`) for the rest, the states carried between calls (only models that stream
+have this variant). A dynamic-time program runs a sequence of up to its maximum length in one
+call and refuses a longer one. The program's batch is 1: a batch runs one sequence at a time.
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ class ExecuTorchSession(Session):
 
         super().__init__(signature)
         try:
-            self.chunk = int(notes["chunk"])
+            self.variant = notes.get("variant", "fixed-chunk")  # rnnx before dynamic-time
+            dynamic = self.variant == "dynamic-time"
+            self.chunk = None if dynamic else int(notes["chunk"])
+            self.max_time = int(notes["max_time"]) if dynamic else None
             methods = dict(notes["methods"])
-        except (KeyError, TypeError, ValueError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError) as error:  # None, or a bad field
             raise RnnxError(f"'{path}': the manifest's pte notes are malformed ({error})") from None
         try:
             program = Runtime.get().load_program(Path(path))
@@ -69,9 +73,18 @@ class ExecuTorchSession(Session):
                 for t in signature.outputs}  # fmt: skip
 
     def _sequence(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One sequence (batch 1) of any length: N-step chunks, then single steps."""
+        """One sequence (batch 1): up to the maximum in one call (dynamic-time), or of any
+        length as N-step chunks, then single steps (fixed-chunk)."""
         first = self._timed[0]
         batch, steps = 1, feeds[first.name].shape[first.dims.index("time")]
+        if self.max_time is not None:
+            if steps > self.max_time:
+                raise InputError(
+                    f"this pte program takes at most {self.max_time} time steps, got {steps}: "
+                    "export again with a larger --max-time"
+                )
+            return self._call("forward", feeds)
+        assert self.chunk is not None
         if steps == self.chunk:
             return self._call("forward", feeds)
         if "step" not in self._methods and self.chunk > 1:  # written by another rnnx

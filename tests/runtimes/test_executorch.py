@@ -1,26 +1,31 @@
-"""The pte format (ExecuTorch, fixed chunks) and the executorch runtime: verified like every
-format (whole sequences of any length as chunks plus single steps, streams, NaN), and lengths
-a whole-sequence program cannot take refused with one line. Lowering an unrolled chunk takes
-~20 s a model here, so two small models stand for the table."""
+"""The pte format (ExecuTorch) and the executorch runtime, both variants: verified like every
+format (whole sequences, streams, NaN), and lengths a program cannot take refused with one line.
+Fixed-chunk: any length as chunks plus single steps; lowering an unrolled chunk takes ~20 s a
+model here, so two small models stand for the table. Dynamic-time: any length up to the
+declared maximum in one call; every layer kind × layout is in tests/test_conformance.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from torch import nn
 
 import rnnx
 from rnnx.cli import main
+from rnnx.core.errors import InputError
 from rnnx.pipeline import ExportOptions, export
 
 pytest.importorskip("executorch", reason="executorch is part of the test set-up")
 
-MODELS = {  # name -> (layer, chunk)
-    "gru-2": (lambda: nn.GRU(3, 5, num_layers=2), 4),  # streams: forward (4 steps) + step
-    "lstm-bidirectional": (lambda: nn.LSTM(3, 4, bidirectional=True, batch_first=True), 6),
-    "lstm-proj-batch-first": (lambda: nn.LSTM(3, 6, proj_size=2, batch_first=True), 5),
-    "rnn-relu-3": (lambda: nn.RNN(3, 5, num_layers=3, nonlinearity="relu"), 3),
+MODELS = {  # name -> (layer, export options)
+    "gru-2": (lambda: nn.GRU(3, 5, num_layers=2), {"chunk": 4}),  # forward (4 steps) + step
+    "lstm-proj-batch-first": (lambda: nn.LSTM(3, 6, proj_size=2, batch_first=True), {"chunk": 5}),
+    "rnn-relu-3": (lambda: nn.RNN(3, 5, num_layers=3, nonlinearity="relu"), {"chunk": 3}),
+    # needs whole sequences: dynamic-time, up to the default maximum
+    "lstm-bidirectional": (lambda: nn.LSTM(3, 4, bidirectional=True, batch_first=True), {}),
+    "gru-stateless": (lambda: nn.GRU(3, 4), {"stateless": True}),
 }
 
 
@@ -29,16 +34,17 @@ def exported(tmp_path_factory) -> dict:
     """Each exported in onnx and pte, verified by the export itself."""
     root = tmp_path_factory.mktemp("pte")
     result = {}
-    for name, (make, chunk) in MODELS.items():
+    for name, (make, options) in MODELS.items():
         sizes = rnnx.VerifyOptions(sizes=((1, 6), (3, 13)))
-        options = ExportOptions(formats=("onnx", "pte"), chunk=chunk, verify_options=sizes)
-        result[name] = export(make().eval(), root / name, options)
+        both = ExportOptions(formats=("onnx", "pte"), verify_options=sizes, **options)
+        result[name] = export(make().eval(), root / name, both)
     return result
 
 
 def test_a_streaming_model_runs_any_length_and_streams(exported) -> None:
     result = exported["gru-2"]
-    assert result.manifest.notes["pte"]["methods"] == {"forward": 4, "step": 1}
+    notes = result.manifest.notes["pte"]
+    assert notes["variant"] == "fixed-chunk" and notes["methods"] == {"forward": 4, "step": 1}
     summary = result.report.summary()
     assert summary["pte"]["passed"] and summary["pte streamed"]["passed"]
     # the verifier's default sizes (time 1, 7, 100, 23) through the CLI, by runtime name
@@ -67,14 +73,62 @@ def test_other_layer_kinds_and_layouts(exported, name) -> None:
     assert report.passed, report.first_failure()
 
 
-def test_a_model_that_needs_whole_sequences_has_no_pte(exported) -> None:
-    """Fixed chunks are exact only when the states carry the sequence: a bidirectional layer is
-    written in its other formats, the pte skipped with the reason."""
-    result = exported["lstm-bidirectional"]
-    assert "pte" not in result.manifest.artifacts
-    assert "needs a model that streams" in result.manifest.notes["pte"]["skipped"]
+@pytest.mark.parametrize("name", ["lstm-bidirectional", "gru-stateless"])
+def test_a_model_that_needs_whole_sequences_gets_dynamic_time(exported, name) -> None:
+    """Bidirectional and stateless layers take any length up to the maximum in one call, and
+    refuse a longer one with one line naming the maximum and the option that raises it."""
+    result = exported[name]
+    notes = result.manifest.notes["pte"]
+    assert (notes["variant"], notes["max_time"], notes["methods"]) == (
+        "dynamic-time",
+        1024,
+        {"forward": 1024},
+    )
+    assert result.report.summary()["pte"]["passed"]
     outcome = CliRunner().invoke(main, ["verify", str(result.output_dir), "--runtime",
                                         "executorch"])  # fmt: skip
-    assert (
-        outcome.exit_code == 1 and "has no artifact the executorch runtime reads" in outcome.output
+    assert outcome.exit_code == 0 and "PASS executorch:pte" in outcome.output, outcome.output
+    session = rnnx.load(result.output_dir, "executorch")
+    eager = rnnx.load(result.output_dir, "eager")  # from the weights inside the export
+    batch_first = result.manifest.spec.batch_first
+    rng = np.random.default_rng(1)
+    for batch, steps in ((1, 1), (2, 9), (1, 300), (1, 1024)):
+        x = rng.standard_normal((batch, steps, 3) if batch_first else (steps, batch, 3),
+                                dtype=np.float32)  # fmt: skip
+        expected = eager.run({"input": x})
+        for output, value in session.run({"input": x}).items():
+            np.testing.assert_allclose(value, expected[output], atol=1e-6)
+    with pytest.raises(InputError) as refused:
+        session.run({"input": np.zeros((1, 1025, 3) if batch_first else (1025, 1, 3), np.float32)})
+    assert str(refused.value) == (
+        "this pte program takes at most 1024 time steps, got 1025: export again with a larger "
+        "--max-time"
     )
+
+
+def test_max_time_through_the_cli(tmp_path) -> None:
+    """--max-time gives a model that streams the dynamic-time variant: it streams in chunks up
+    to the maximum, and `rnnx run` refuses a longer sequence with one line, exit status 1."""
+    checkpoint, out = tmp_path / "gru.pt", tmp_path / "out"
+    torch.save(nn.GRU(3, 5, num_layers=2).state_dict(), checkpoint)
+    arguments = ["export", str(checkpoint), "-o", str(out), "--format", "onnx,pte",
+                 "--max-time", "32", "--verify-sizes", "1x1,3x7,2x32"]  # fmt: skip
+    exported = CliRunner().invoke(main, arguments)
+    assert exported.exit_code == 0 and "PASS pte streamed" in exported.output, exported.output
+    x = np.random.default_rng(2).standard_normal((32, 2, 3), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for runtime in ("onnxruntime", "executorch"):
+        ran = CliRunner().invoke(main, ["run", str(out), "--input", str(tmp_path / "x.npy"),
+                                        "--runtime", runtime, "--chunk", "10", "-o",
+                                        str(tmp_path / f"{runtime}.npz")])  # fmt: skip
+        assert ran.exit_code == 0, ran.output
+    with np.load(tmp_path / "onnxruntime.npz") as a, np.load(tmp_path / "executorch.npz") as b:
+        for name in a.files:
+            np.testing.assert_allclose(b[name], a[name], atol=1e-5)
+    np.save(tmp_path / "long.npy", np.zeros((33, 1, 3), np.float32))
+    refused = CliRunner().invoke(main, ["run", str(out), "--input", str(tmp_path / "long.npy"),
+                                        "--runtime", "executorch", "-o",
+                                        str(tmp_path / "long.npz")])  # fmt: skip
+    lines = refused.stderr.strip().splitlines()
+    assert refused.exit_code == 1 and len(lines) == 1, refused.output
+    assert "takes at most 32 time steps, got 33: export again with a larger --max-time" in lines[0]
