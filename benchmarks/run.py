@@ -28,7 +28,7 @@ from rnnx.benchmark.machine import measure_machine
 from rnnx.benchmark.report import plot
 from rnnx.core.machine import this_machine
 from rnnx.core.signature import random_inputs
-from rnnx.formats import format_choices
+from rnnx.formats import RUNTIMES, format_choices, runtime_missing
 from rnnx.models import keyword_spotter_lstm
 from rnnx.pipeline import ExportOptions, export_checkpoint
 from rnnx.tune import verified_targets
@@ -223,10 +223,18 @@ def peer_runs(module: nn.Module) -> tuple[dict, dict[str, str]]:
 
 
 def python_runtimes(case: Case) -> tuple[str, ...]:
+    """The in-process targets when the C++ runners are skipped: OpenVINO at each precision this
+    CPU has too, since it is often rnnx's best path against the peers."""
+    openvino = RUNTIMES["openvino"]
     return (
         ("eager", "torchscript", "onnxruntime")
         + (("onnxruntime:onnx-int8",) if case.quantize else ())
         + tuple(_reader(name) for name in case.formats)
+        + (
+            ("openvino", *(f"openvino@{p}" for p in openvino.precisions_here()))
+            if runtime_missing(openvino) is None
+            else ()
+        )  # fmt: skip
     )
 
 
@@ -440,7 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-serve", action="store_true", help="skip the load test on a real tritonserver"
     )
+    parser.add_argument(
+        "--only", default="", help="run only the cases whose name contains this (needs --out)"
+    )
     args = parser.parse_args(argv)
+    if args.only and not args.out:
+        parser.error("--only writes a partial report: give it its own --out directory")
     out = args.out or (
         Path(tempfile.mkdtemp(prefix="rnnx-bench-")) if args.quick else Path(__file__).parent
     )
@@ -451,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     cpp, cpp_note = build_cpp(skip=args.no_cpp or args.quick)
     with tempfile.TemporaryDirectory(prefix="rnnx-bench-work-") as work:
         results = []
-        for case in cases(args.quick):
+        for case in (c for c in cases(args.quick) if args.only in c.name):
             print(f"benchmarking {case.name} ...", file=sys.stderr, flush=True)
             rows, extra = run_case(case, Path(work), repeats, cpp)
             results.append((case, rows, extra))

@@ -91,7 +91,12 @@ class OpenVinoSession(Session):
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
-        results = request.infer({name: np.ascontiguousarray(a) for name, a in feeds.items()})
+        # Shared both ways (the call is synchronous): OpenVINO's default copies each input into
+        # the request and each output out of it, which doubled a small model's call (keyword
+        # spotter 1×100 bf16: 0.60 -> 0.27 ms); the outputs are copied once below, as they must be
+        # (the request's buffers are reused by the next call).
+        results = request.infer({name: np.ascontiguousarray(a) for name, a in feeds.items()},
+                                share_inputs=True, share_outputs=True)  # fmt: skip
         outputs = {name: np.array(results[output]) for name, output in
                    zip(self._names, self._compiled.outputs)}  # fmt: skip
         mask = nan_sequences(self.signature, feeds) if self._hides_nan else None
