@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import datetime
 import os
 import platform
@@ -121,6 +122,13 @@ def main() -> None:
         print(report)
 
 
+def _in_own_loop(coroutine):
+    """asyncio.run in a thread of its own: run.py measures the web runtime first, whose
+    playwright (sync API) keeps an event loop running in this thread, where asyncio.run fails."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def measure(work: Path, counts: tuple[int, ...], steps: int) -> str:
     torch.manual_seed(0)
     module = keyword_spotter_lstm().eval()
@@ -136,7 +144,7 @@ def measure(work: Path, counts: tuple[int, ...], steps: int) -> str:
     with Server(work / "repository", 0, 0, log=work / "tritonserver.log") as server:
         client = grpcclient.InferenceServerClient(server.grpc_url)
         warm_up = np.zeros((2, 2 * CHUNK, FEATURES), np.float32)
-        asyncio.run(stream_all(server.grpc_url, "kws", warm_up))
+        _in_own_loop(stream_all(server.grpc_url, "kws", warm_up))
         in_process(session, warm_up, together=False)
         for n in counts:
             rng = np.random.default_rng(n)
@@ -145,7 +153,7 @@ def measure(work: Path, counts: tuple[int, ...], steps: int) -> str:
                 want = module(torch.from_numpy(data))[0].numpy()
             before = batch_counts(client, "kws")
             begin = time.perf_counter()
-            got, latencies = asyncio.run(stream_all(server.grpc_url, "kws", data))
+            got, latencies = _in_own_loop(stream_all(server.grpc_url, "kws", data))
             seconds = time.perf_counter() - begin
             after = batch_counts(client, "kws")
             executed = {b: after.get(b, 0) - before.get(b, 0) for b in after}
