@@ -22,7 +22,7 @@ from rnnx.core.errors import RnnxError, first_line
 from rnnx.core.machine import this_machine
 from rnnx.core.manifest import MANIFEST, Manifest, read_manifest
 from rnnx.core.metadata import PREFIX, TORCHSCRIPT_FILE, ArtifactMetadata, parse_metadata
-from rnnx.core.signature import Signature
+from rnnx.core.signature import Signature, all_fixed
 from rnnx.core.text import cut_strings, terminal_safe
 from rnnx.formats import FORMATS, runtimes_for
 
@@ -454,7 +454,7 @@ def format_text(inspection: Inspection) -> str:
 
 
 def _signature_text(signature: Mapping[str, Any]) -> list[str]:
-    fixed = not any(isinstance(d, str) for t in signature["inputs"] for d in t["dims"])
+    fixed = all_fixed(t["dims"] for t in signature["inputs"])
     shapes = ", fixed shapes: forward takes the example's only" if fixed else ""
     lines = ["", f"signature (streamable: {_yes_no(signature['streamable'])}{shapes})"]
     rows = []

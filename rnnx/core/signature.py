@@ -132,25 +132,24 @@ class Signature:
 
     @property
     def fixed_shapes(self) -> bool:
-        """No input has a symbolic axis: a model whose forward takes the example's shapes only
-        (`.view(1, 1, -1)`), exported as the stock exporters do, every axis fixed."""
-        return not any(isinstance(d, str) for t in self.inputs for d in t.dims)
+        return all_fixed(t.dims for t in self.inputs)
 
     def _check(self, source: str) -> None:
         inputs = {t.name: t for t in self.inputs}
         outputs = {t.name for t in self.outputs}
+        fixed = self.fixed_shapes  # no axis at all: the batch rules below do not apply
         for output, input in self.state_pairs:
             if output not in outputs or input not in inputs:
                 unknown = f"output {output!r}" if output not in outputs else f"input {input!r}"
                 raise RnnxError(f"{source}: state pair {output}:{input} names an unknown {unknown}")
-            if self.fixed_shapes:
+            if fixed:
                 continue
             state = inputs[input]
             if "batch" not in state.dims or "time" in state.dims:
                 raise RnnxError(
                     f"{source}: state {state.describe()} must have a batch axis and no time axis"
                 )
-        for tensor in self.data_inputs if not self.fixed_shapes else ():
+        for tensor in self.data_inputs if not fixed else ():
             if "batch" not in tensor.dims:
                 raise RnnxError(f"{source}: input {tensor.describe()} has no batch axis")
 
@@ -186,6 +185,12 @@ class Signature:
             outputs.append(TensorSpec(final, (stack, "batch", spec.state_size(initial))))
         pairs = tuple(zip(spec.final_state_names, spec.state_names))
         return cls(tuple(inputs), tuple(outputs), pairs, streamable=not spec.bidirectional)
+
+
+def all_fixed(dims: Iterable[Sequence[Dim]]) -> bool:
+    """No symbolic axis among the inputs' `dims`: a model whose forward takes the example's
+    shapes only (`.view(1, 1, -1)`), exported as the stock exporters do, every axis fixed."""
+    return not any(isinstance(d, str) for input_dims in dims for d in input_dims)
 
 
 def time_layout(dim: Dim) -> tuple[str, ...] | None:

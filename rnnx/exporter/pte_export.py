@@ -83,10 +83,7 @@ def write_pte(job: WriteJob, path: Path) -> dict[str, Any]:
 
 def _export_fixed(job: WriteJob, steps: int) -> torch.export.ExportedProgram:
     """torch.export of the plan's module at `steps` time steps and batch 1."""
-    plan = job.plan
-    example = random_inputs(job.signature, {"batch": 1, "time": steps})
-    tensors = tuple(torch.from_numpy(example[t.name]) for t in plan.inputs)
-    return torch.export.export(plan.module, tensors)
+    return torch.export.export(job.plan.module, _example(job, steps))
 
 
 def _export_dynamic(job: WriteJob, max_time: int) -> torch.export.ExportedProgram:
@@ -94,9 +91,13 @@ def _export_dynamic(job: WriteJob, max_time: int) -> torch.export.ExportedProgra
     if max_time < 2:  # torch.export makes an axis of example size 1 a constant
         raise RnnxError(f"--max-time must be at least 2 for the pte format, got {max_time}")
     plan = job.plan
-    sizes = {"batch": 1, "time": min(EXAMPLE_SIZES["time"], max_time)}
-    example = random_inputs(job.signature, sizes)
-    tensors = tuple(torch.from_numpy(example[t.name]) for t in plan.inputs)
+    example = _example(job, min(EXAMPLE_SIZES["time"], max_time))
     shapes = dynamic_shapes(plan.module, plan.inputs, maximum={"time": max_time})
     with recurrent_kernels_as_scans():
-        return torch.export.export(plan.module, tensors, dynamic_shapes=shapes)
+        return torch.export.export(plan.module, example, dynamic_shapes=shapes)
+
+
+def _example(job: WriteJob, steps: int) -> tuple[torch.Tensor, ...]:
+    """Random example inputs of one sequence (batch 1) of `steps` time steps, in plan order."""
+    example = random_inputs(job.signature, {"batch": 1, "time": steps})
+    return tuple(torch.from_numpy(example[t.name]) for t in job.plan.inputs)

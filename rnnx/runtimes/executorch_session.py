@@ -30,8 +30,8 @@ class ExecuTorchSession(Session):
 
         super().__init__(signature)
         try:
-            self.variant = notes.get("variant", "fixed-chunk")  # rnnx before dynamic-time
-            dynamic = self.variant == "dynamic-time"
+            # no variant: written by an rnnx before dynamic-time, fixed-chunk
+            dynamic = notes.get("variant", "fixed-chunk") == "dynamic-time"
             self.chunk = None if dynamic else int(notes["chunk"])
             self.max_time = int(notes["max_time"]) if dynamic else None
             methods = dict(notes["methods"])

@@ -22,6 +22,7 @@ from rnnx.runtimes.non_finite import (
     poison,
     refuse_non_finite,
 )
+from rnnx.runtimes.ort_worker import optimization_level
 
 # Short provider names users type, and the execution provider each stands for. Any other
 # installed provider is accepted by its full name (TensorrtExecutionProvider, ...).
@@ -304,13 +305,7 @@ def _session_options(options: OnnxRuntimeOptions) -> Any:
         session_options.intra_op_num_threads = options.threads
     if options.inter_op_threads:
         session_options.inter_op_num_threads = options.inter_op_threads
-    level = ort.GraphOptimizationLevel
-    session_options.graph_optimization_level = {
-        "disable": level.ORT_DISABLE_ALL,
-        "basic": level.ORT_ENABLE_BASIC,
-        "extended": level.ORT_ENABLE_EXTENDED,
-        "all": level.ORT_ENABLE_ALL,
-    }[options.graph_optimization]
+    session_options.graph_optimization_level = optimization_level(options.graph_optimization)
     if options.optimized_model_path:
         session_options.optimized_model_filepath = os.fspath(options.optimized_model_path)
     return session_options

@@ -32,6 +32,21 @@ def write_frame(stream, arrays: dict[str, np.ndarray]) -> None:
     stream.flush()
 
 
+def optimization_level(name: str):
+    """onnxruntime's GraphOptimizationLevel for rnnx's name of it (disable, basic, extended,
+    all). Here, not in onnxruntime_session.py which uses it too, because this file imports no
+    rnnx module (see the docstring)."""
+    import onnxruntime as ort
+
+    levels = ort.GraphOptimizationLevel
+    return {
+        "disable": levels.ORT_DISABLE_ALL,
+        "basic": levels.ORT_ENABLE_BASIC,
+        "extended": levels.ORT_ENABLE_EXTENDED,
+        "all": levels.ORT_ENABLE_ALL,
+    }[name]
+
+
 def main() -> None:
     import onnxruntime as ort
 
@@ -39,15 +54,7 @@ def main() -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.get("threads") or 0
     options.inter_op_num_threads = settings.get("inter_op_threads") or 0
-    levels = ort.GraphOptimizationLevel
-    # the same table as onnxruntime_session._session_options, repeated: this file imports no
-    # rnnx module (see the docstring), and the names were checked there already
-    options.graph_optimization_level = {
-        "disable": levels.ORT_DISABLE_ALL,
-        "basic": levels.ORT_ENABLE_BASIC,
-        "extended": levels.ORT_ENABLE_EXTENDED,
-        "all": levels.ORT_ENABLE_ALL,
-    }[settings.get("graph_optimization", "all")]
+    options.graph_optimization_level = optimization_level(settings.get("graph_optimization", "all"))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
