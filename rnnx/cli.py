@@ -172,7 +172,8 @@ def _verify_options(command: Any) -> Any:
                      help="Relative tolerance for verification."),
         click.option("--verify-sizes", default=None, metavar="BxT,...",
                      help=f"Batch x time sizes to verify at (default {default_sizes}; moved up "
-                     "to the model's minimum length and stride)."),
+                     "to the model's minimum length and stride, down to a pte program's "
+                     "--max-time)."),
     ])  # fmt: skip
 
 

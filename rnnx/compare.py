@@ -180,25 +180,29 @@ def compare(
     state_cases = ("zero", "random") if signature.state_pairs else ("none",)
     checks = []
     for case, requested in enumerate(options.sizes):
-        # moved up to sizes the model takes (a front end's minimum length and stride)
-        sizes = signature.fit({"batch": requested[0], "time": requested[1]})
-        batch, time = sizes["batch"], sizes["time"]
-        for state in state_cases:
-            feeds = random_inputs(signature, sizes, seed=options.seed + case,
-                                  zero_state=state == "zero")  # fmt: skip
-            where = dict(batch=batch, time=time, initial_state=state)
-            expected, failure = _attempt(eager.run, feeds, artifact="eager", **where)
-            if failure:
-                checks.append(failure)
-                continue
-            for fmt, session in sessions.items():
-                actual, failure = _attempt(session.run, feeds, artifact=fmt, **where)
+        # Each artifact at the sizes it takes: moved up to the model's minimum length and
+        # stride, and down within the artifact's own limits (a pte program's --max-time).
+        groups: dict[tuple[int, int], list[str]] = {}
+        for fmt, session in sessions.items():
+            fitted = signature.fit({"batch": requested[0], "time": requested[1]}, session.limits)
+            groups.setdefault((fitted["batch"], fitted["time"]), []).append(fmt)
+        for (batch, time), formats in groups.items():
+            for state in state_cases:
+                sizes, zero = {"batch": batch, "time": time}, state == "zero"
+                feeds = random_inputs(signature, sizes, seed=options.seed + case, zero_state=zero)
+                where = dict(batch=batch, time=time, initial_state=state)
+                expected, failure = _attempt(eager.run, feeds, artifact="eager", **where)
                 if failure:
                     checks.append(failure)
                     continue
-                for name in signature.output_names:
-                    checks.append(_compare(actual[name], expected[name], tolerances[fmt],
-                                           artifact=fmt, output=name, **where))  # fmt: skip
+                for fmt in formats:
+                    actual, failure = _attempt(sessions[fmt].run, feeds, artifact=fmt, **where)
+                    if failure:
+                        checks.append(failure)
+                        continue
+                    for name in signature.output_names:
+                        checks.append(_compare(actual[name], expected[name], tolerances[fmt],
+                                               artifact=fmt, output=name, **where))  # fmt: skip
     # Step models (no time axis) are streamed one call per step by design; nothing to chunk.
     if signature.streamable and all("time" in t.dims for t in signature.data_inputs):
         for fmt, session in sessions.items():
@@ -222,7 +226,7 @@ def _stream_checks(
     A chunked run that raises is a failed check naming the reason, like any other case.
     """
     signature = eager.signature
-    fitted = signature.fit({"batch": STREAM_SIZE[0], "time": STREAM_SIZE[1]})
+    fitted = signature.fit({"batch": STREAM_SIZE[0], "time": STREAM_SIZE[1]}, session.limits)
     batch, time = fitted["batch"], fitted["time"]
     feeds = random_inputs(signature, {"batch": batch, "time": time}, seed=options.seed + 99)
     where = dict(batch=batch, time=time, initial_state="random")
@@ -267,7 +271,7 @@ def _non_finite_checks(
                    and "batch" in t.dims and "time" in t.dims), None)  # fmt: skip
     if target is None:
         return []
-    sizes = signature.fit({"batch": NAN_SIZE[0], "time": NAN_SIZE[1]})
+    sizes = signature.fit({"batch": NAN_SIZE[0], "time": NAN_SIZE[1]}, session.limits)
     feeds = random_inputs(signature, sizes, seed=options.seed + 7, zero_state=True)
     where: list[Any] = [slice(None)] * len(target.dims)
     where[target.dims.index("batch")] = 0

@@ -50,11 +50,15 @@ class Axis:
     min: int = 1
     multiple: int = 1
 
-    def fit(self, size: int) -> int:
-        """The smallest valid size at least `size`."""
-        if size <= self.min:
-            return self.min
-        return self.min + -(-(size - self.min) // self.multiple) * self.multiple
+    def fit(self, size: int, limit: int | None = None) -> int:
+        """The smallest valid size at least `size`; above `limit` (an artifact's most, as a pte
+        program's --max-time), the largest valid size within it."""
+        fitted = self.min if size <= self.min else (
+            self.min + -(-(size - self.min) // self.multiple) * self.multiple
+        )  # fmt: skip
+        if limit is not None and fitted > limit >= self.min:
+            return self.min + (limit - self.min) // self.multiple * self.multiple
+        return fitted
 
     def accepts(self, size: int) -> bool:
         return size >= self.min and (size - self.min) % self.multiple == 0
@@ -71,10 +75,12 @@ class Signature:
     streamable: bool = False
     axes: tuple[Axis, ...] = ()  # constraints on symbolic axes (none: any size from 1)
 
-    def fit(self, sizes: Mapping[str, int]) -> dict[str, int]:
-        """`sizes` moved up to sizes the model accepts (the verifier's and probes' sizes)."""
+    def fit(self, sizes: Mapping[str, int], limits: Mapping[str, int] = {}) -> dict[str, int]:
+        """`sizes` moved up to sizes the model accepts (the verifier's and probes' sizes), and
+        down within an artifact's `limits` (Session.limits)."""
         constraints = {a.name: a for a in self.axes}
-        return {k: constraints[k].fit(v) if k in constraints else v for k, v in sizes.items()}
+        return {k: constraints[k].fit(v, limits.get(k)) if k in constraints
+                else min(v, limits.get(k, v)) for k, v in sizes.items()}  # fmt: skip
 
     @property
     def input_names(self) -> list[str]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import onnxscript.optimizer
 import torch
 
 from rnnx.core.errors import ExportError
+from rnnx.core.quiet import third_party_logs
 from rnnx.core.signature import Dim, TensorSpec
 from rnnx.exporter import lowering
 from rnnx.exporter.diagnose import GuardLog, explain, guard_log
@@ -187,25 +186,17 @@ def _source_files(module: torch.nn.Module) -> list[str]:
 
 @contextlib.contextmanager
 def _quiet():
-    """torch.onnx prints progress lines and logs warnings about optional packages: hide them."""
+    """torch.onnx prints progress lines and logs warnings about optional packages: hide them
+    (a failure reaches the user as ExportError, once); torch.export prints the graph to stderr
+    when it fails: the ExportError says why."""
     names = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch._guards",
              "torch.fx", "torch.utils._sympy", "onnxscript", "onnx_ir")  # fmt: skip
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)  # a failure reaches the user as ExportError, once
-    try:
-        # torch.export prints the graph to stderr when it fails: the ExportError says why
-        with (
-            warnings.catch_warnings(),
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-        ):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    with (
+        third_party_logs(names),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        yield
 
 
 def _first_line(error: BaseException) -> str:

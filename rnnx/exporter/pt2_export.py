@@ -16,10 +16,8 @@ path's custom ops (recurrent_ops.py) are Python and could not run in a C++ appli
 from __future__ import annotations
 
 import contextlib
-import logging
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import torch
 from torch import Tensor
 
 from rnnx.core.errors import ExportError, first_line
+from rnnx.core.quiet import third_party_logs
 from rnnx.core.signature import Axis, TensorSpec
 from rnnx.exporter.plan import FormatSkipped, WriteJob, dynamic_shapes
 
@@ -97,7 +96,7 @@ def export_program(
     """torch.export of `module` with the signature's batch/time axes dynamic, recurrent layers
     kept whole (call inside `recurrent_aten_ops_kept`)."""
     shapes = dynamic_shapes(module, inputs, axes)
-    with _quiet():
+    with third_party_logs():
         try:
             return torch.export.export(module, tuple(example_inputs), dynamic_shapes=shapes)
         except Exception as error:
@@ -121,7 +120,7 @@ def compile_package(
     """AOTInductor-compile `program` into the package `path`, with `metadata` inside it."""
     options = {"aot_inductor.metadata": dict(metadata)}
     # compiled beside `path` (one file system, so the rename holds): a failure leaves nothing
-    with _quiet(), tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+    with third_party_logs(), tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         try:
             built = torch._inductor.aoti_compile_and_package(
                 program, package_path=str(Path(scratch) / path.name), inductor_configs=options
@@ -161,21 +160,3 @@ def _size_oblivious() -> Any:
     import torch.fx.experimental._config as shape_config
 
     return shape_config.patch(backed_size_oblivious=True)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """torch.export and Inductor log warnings (a fallback kernel per recurrent op, by design):
-    a failure reaches the user as one ExportError."""
-    names = ("torch.export", "torch._export", "torch._dynamo", "torch._inductor", "torch.fx")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)

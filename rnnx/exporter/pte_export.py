@@ -29,9 +29,9 @@ from typing import Any
 import torch
 
 from rnnx.core.errors import ExportError, RnnxError, first_line
+from rnnx.core.quiet import third_party_logs
 from rnnx.core.signature import random_inputs
 from rnnx.exporter.plan import EXAMPLE_SIZES, FormatSkipped, WriteJob, dynamic_shapes
-from rnnx.exporter.pt2_export import _quiet
 from rnnx.exporter.scan_layers import recurrent_kernels_as_scans
 
 DEFAULT_CHUNK = 16
@@ -45,8 +45,11 @@ def write_pte(job: WriteJob, path: Path) -> dict[str, Any]:
     (name -> time steps per call: exactly, or at most for dynamic-time), which the runtime
     reads back from the manifest."""
     try:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-        from executorch.exir import to_edge_transform_and_lower
+        with third_party_logs():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+                XnnpackPartitioner,
+            )
+            from executorch.exir import to_edge_transform_and_lower
     except ImportError as error:
         raise FormatSkipped("ExecuTorch is not installed (pip install executorch)") from error
     signature = job.signature
@@ -58,7 +61,7 @@ def write_pte(job: WriteJob, path: Path) -> dict[str, Any]:
     started = time.perf_counter()
     # Without autograd, ExecuTorch's passes skip building each scan's backward graph: half
     # the lowering time of a 3-layer GRU (31 -> 15 s here)
-    with _quiet(), torch.no_grad():
+    with third_party_logs(), torch.no_grad():
         try:
             if streams and job.max_time is None:
                 chunk = job.chunk

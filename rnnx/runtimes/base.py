@@ -19,6 +19,9 @@ from rnnx.runtimes.streaming import Stream
 
 class Session:
     runtime = "base"
+    # The most an axis may hold in one call of this artifact ({"time": T} for a pte program
+    # exported with --max-time T); the verifier checks it at sizes within them.
+    limits: Mapping[str, int] = {}
 
     def __init__(self, signature: Signature) -> None:
         self.signature = signature

@@ -16,6 +16,7 @@ import numpy as np
 
 from rnnx.core.errors import InputError, RnnxError, first_line
 from rnnx.core.manifest import Manifest
+from rnnx.core.quiet import third_party_logs
 from rnnx.core.signature import Signature
 from rnnx.runtimes.base import Session
 from rnnx.runtimes.streaming import assemble_chunks
@@ -26,7 +27,9 @@ class ExecuTorchSession(Session):
 
     def __init__(self, path: str | os.PathLike, signature: Signature, notes: Any) -> None:
         import torch
-        from executorch.runtime import Runtime
+
+        with third_party_logs():
+            from executorch.runtime import Runtime
 
         super().__init__(signature)
         try:
@@ -35,6 +38,7 @@ class ExecuTorchSession(Session):
             self.chunk = None if dynamic else int(notes["chunk"])
             self.max_time = int(notes["max_time"]) if dynamic else None
             methods = dict(notes["methods"])
+            self.limits = {} if self.max_time is None else {"time": self.max_time}
         except (AttributeError, KeyError, TypeError, ValueError) as error:  # None, or a bad field
             raise RnnxError(f"'{path}': the manifest's pte notes are malformed ({error})") from None
         try:

@@ -6,6 +6,8 @@ declared maximum in one call; every layer kind × layout is in tests/test_confor
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -107,14 +109,21 @@ def test_a_model_that_needs_whole_sequences_gets_dynamic_time(exported, name) ->
 
 
 def test_max_time_through_the_cli(tmp_path) -> None:
-    """--max-time gives a model that streams the dynamic-time variant: it streams in chunks up
-    to the maximum, and `rnnx run` refuses a longer sequence with one line, exit status 1."""
+    """--max-time gives a model that streams the dynamic-time variant: the verifier checks it
+    within its maximum (its 100-step case at 32 steps, without --verify-sizes), it streams in
+    chunks up to the maximum, and `rnnx run` refuses a longer sequence with one line, exit 1."""
     checkpoint, out = tmp_path / "gru.pt", tmp_path / "out"
     torch.save(nn.GRU(3, 5, num_layers=2).state_dict(), checkpoint)
     arguments = ["export", str(checkpoint), "-o", str(out), "--format", "onnx,pte",
-                 "--max-time", "32", "--verify-sizes", "1x1,3x7,2x32"]  # fmt: skip
+                 "--max-time", "32"]  # fmt: skip
     exported = CliRunner().invoke(main, arguments)
     assert exported.exit_code == 0 and "PASS pte streamed" in exported.output, exported.output
+    report = tmp_path / "report.json"
+    verified = CliRunner().invoke(main, ["verify", str(out), "--json", str(report)])
+    assert verified.exit_code == 0, verified.output
+    checks = json.loads(report.read_text())["checks"]
+    times = {fmt: {c["time"] for c in checks if c["artifact"] == fmt} for fmt in ("onnx", "pte")}
+    assert max(times["onnx"]) == 100 and max(times["pte"]) == 32, times
     x = np.random.default_rng(2).standard_normal((32, 2, 3), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
     for runtime in ("onnxruntime", "executorch"):
