@@ -90,6 +90,28 @@ def test_the_nan_probe_is_skipped_when_eager_raises_on_nan(tmp_path) -> None:
     assert f"onnx: a check skipped: {reason}" in format_text(inspect(tmp_path / "out"))
 
 
+class BatchOneState(nn.Module):
+    """A tagger written for batch 1: its initial state is built with batch 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(x, torch.zeros(1, 1, 6))[0]
+
+
+def test_the_nan_probe_skipped_at_a_batch_the_model_does_not_take_says_so(tmp_path) -> None:
+    """The NaN probe runs two sequences: a model with batch 1 built in cannot take them, and
+    the skipped check names the batch, not the NaN."""
+    with pytest.warns(RnnxWarning, match="frozen-batch"):
+        result = export(BatchOneState().eval(), tmp_path / "out", ExportOptions(formats=("onnx",)),
+                        example_inputs=(torch.randn(1, 5, 4),))  # fmt: skip
+    skipped = [c.skipped for c in result.report.checks if c.passed is None]
+    assert result.report.passed and skipped, result.report.checks
+    assert skipped[0].startswith("eager raises at batch 2 (RuntimeError at "), skipped
+
+
 class BlocksWithoutState(nn.Module):
     """Per-block states as a list whose first block (a feed-forward one) has none."""
 
