@@ -38,7 +38,6 @@ class ExecuTorchSession(Session):
             self.chunk = None if dynamic else int(notes["chunk"])
             self.max_time = int(notes["max_time"]) if dynamic else None
             methods = dict(notes["methods"])
-            self.limits = {} if self.max_time is None else {"time": self.max_time}
         except (AttributeError, KeyError, TypeError, ValueError) as error:  # None, or a bad field
             raise RnnxError(f"'{path}': the manifest's pte notes are malformed ({error})") from None
         try:
@@ -52,6 +51,10 @@ class ExecuTorchSession(Session):
     @property
     def providers(self) -> list[str]:
         return ["executorch:xnnpack"]
+
+    @property
+    def limits(self) -> dict[str, int]:
+        return {} if self.max_time is None else {"time": self.max_time}
 
     def _call(self, method: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tensors = [self._torch.from_numpy(np.ascontiguousarray(feeds[n]))
