@@ -77,7 +77,10 @@ def cases(quick: bool) -> list[Case]:
             formats=("pt2",),
         ),
         Case(
-            "LSTM 2×256 bidirectional", lambda: nn.LSTM(80, 256, 2, bidirectional=True), [(1, 100)]
+            "LSTM 2×256 bidirectional",
+            lambda: nn.LSTM(80, 256, 2, bidirectional=True),
+            [(1, 100)],
+            quantize=True,
         ),
         Case(
             "GRU 2×256",
@@ -128,6 +131,7 @@ def cases(quick: bool) -> list[Case]:
             "zoo: keyword spotter (LSTM 40→64 ×2, batch_first)",
             keyword_spotter_lstm,
             [(1, 100), (8, 100)],
+            quantize=True,
         ),
     ]
 
