@@ -67,8 +67,8 @@ class VerifyOptions:
 @dataclasses.dataclass(frozen=True)
 class OutputCheck:
     artifact: str
-    batch: int
-    time: int
+    batch: int | None  # None: the model fixes this axis (core/signature.py: Signature.labels)
+    time: int | None
     initial_state: str  # "zero", "random" or "none" (stateless)
     output: str
     max_abs_error: float
@@ -80,7 +80,9 @@ class OutputCheck:
 
     def describe(self) -> str:
         streamed = f", streamed in chunks of {self.chunk}" if self.chunk else ""
-        where = f"at batch {self.batch}, time {self.time}, {self.initial_state} state{streamed}"
+        sizes = [f"{axis} {size}" for axis, size in (("batch", self.batch), ("time", self.time))
+                 if size is not None]  # fmt: skip
+        where = f"at {', '.join(sizes) or 'its fixed shapes'}, {self.initial_state} state{streamed}"
         if self.skipped:
             return f"{self.artifact} check {where} skipped: {self.skipped}"
         if self.error:
@@ -190,7 +192,7 @@ def compare(
             for state in state_cases:
                 sizes, zero = {"batch": batch, "time": time}, state == "zero"
                 feeds = random_inputs(signature, sizes, seed=options.seed + case, zero_state=zero)
-                where = dict(batch=batch, time=time, initial_state=state)
+                where = dict(**signature.labels(sizes), initial_state=state)
                 expected, failure = _attempt(eager.run, feeds, artifact="eager", **where)
                 if failure:
                     checks.append(failure)

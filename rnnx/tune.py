@@ -88,8 +88,11 @@ def tune(export_dir: str | os.PathLike, options: TuneOptions = TuneOptions()) ->
                     if (r.batch, r.time, r.threads) == shape and r.runtime in by_name]  # fmt: skip
         best = min(measured, key=lambda r: r.p50_ms)
         target: Target = by_name[best.runtime]
+        # A fixed-shape export (its rows have no batch or time) runs its one shape whatever
+        # batch is asked for: its record says 1, the smallest the tuning contract takes.
         choices.append({
-            "batch": shape[0], "time": shape[1], "threads": shape[2], "target": target.name,
+            "batch": shape[0] or 1, "time": shape[1] or 1, "threads": shape[2],
+            "target": target.name,
             "runtime": target.runtime.name, "options": target.options,
             "p50_ms": best.p50_ms, "ratio_to_eager": best.ratio_to_eager,
         })  # fmt: skip

@@ -12,9 +12,13 @@ import torch
 from torch import nn
 
 import rnnx
+from rnnx.benchmark import BenchOptions, bench
+from rnnx.benchmark.report import format_table
 from rnnx.core.errors import RnnxError, RnnxWarning, VerificationError
+from rnnx.exporter.checkpoint import LoadOptions
 from rnnx.inspect import format_text, inspect
-from rnnx.pipeline import ExportOptions, export
+from rnnx.pipeline import ExportOptions, export, export_checkpoint
+from rnnx.tune import TuneOptions, tune
 
 
 def _line(text: str) -> str:
@@ -247,6 +251,39 @@ def test_a_model_written_for_one_shape_exports_with_fixed_shapes(tmp_path) -> No
         session.run({"token": np.zeros((2, 1), np.int64), "hidden": feeds[1].numpy(),
                      "memory": feeds[2].numpy()})  # fmt: skip
     assert "fixed shapes" in format_text(inspect(tmp_path / "out"))
+    # its report names no batch or length: none ran but the fixed shapes
+    whole = [c.describe() for c in result.report.checks if c.chunk is None and not c.skipped]
+    assert whole and all("its fixed shapes" in d and "batch" not in d for d in whole), whole
+
+
+class OneShapeStepWithExample(OneSentenceStep):
+    """The same step as a pickled module that brings its example: `rnnx verify` and `tune` can
+    rebuild it (a module exported from memory has no reference for them)."""
+
+    def example_inputs(self) -> tuple:
+        return torch.tensor([[3]]), torch.randn(1, 1, 8), torch.randn(6, 8)
+
+
+def test_a_fixed_shape_export_is_benchmarked_and_tuned_at_its_one_shape(tmp_path) -> None:
+    torch.manual_seed(0)
+    torch.save(OneShapeStepWithExample().eval(), tmp_path / "step.pt")
+    trust = LoadOptions(trust_checkpoint=True)
+    with pytest.warns(RnnxWarning, match="fixed-shapes"):
+        export_checkpoint(tmp_path / "step.pt", tmp_path / "out", ExportOptions(), trust)
+    options = BenchOptions(runtimes=("eager", "onnxruntime"), batches=(1, 4), times=(1, 100),
+                           repeats=2, warmup=0, trust=trust)  # fmt: skip
+    rows = bench(tmp_path / "out", options)
+    assert sorted(r.runtime for r in rows) == ["eager", "onnxruntime"]  # one size, not four
+    assert all(r.batch is None and r.time is None and r.frames_per_s is None for r in rows)
+    assert format_table(rows).splitlines()[2].split()[1:3] == ["-", "-"]
+    # what tune records for it (a batch of 1, the contract's least) opens with "auto"
+    tune(tmp_path / "out", TuneOptions(batches=(1, 4), times=(1,), repeats=2, trust=trust))
+    tuned = rnnx.load(tmp_path / "out", "auto", batch=4)
+    eager = rnnx.load(tmp_path / "out", "eager", trust=trust)
+    other = torch.tensor([[7]]), torch.randn(1, 1, 8), torch.randn(6, 8)
+    feeds = dict(zip(tuned.signature.input_names, (t.numpy() for t in other)))
+    for name, value in eager.run(feeds).items():  # the fastest may be bf16: its tolerance
+        np.testing.assert_allclose(tuned.run(feeds)[name], value, atol=3e-2, rtol=3e-2)
 
 
 class WithPythonArguments(nn.Module):

@@ -161,10 +161,17 @@ def bench(
                         warnings.warn(f"{t.name} left out: {error}", RnnxWarning, stacklevel=2)
                         continue
                     sessions[_label(t.name, provider)] = session
+            measured = set()
             for batch in options.batches:
                 for steps in options.times:
-                    rows += _configuration(sessions, runners, export_dir, manifest, options,
-                                           batch, steps, threads, machine, peers or {})  # fmt: skip
+                    # once per size the model takes: sizes below a minimum length run at the
+                    # minimum, and an axis the model fixes has one size
+                    sizes = manifest.signature.fit({"batch": batch, "time": steps})
+                    labels = tuple(manifest.signature.labels(sizes).values())
+                    if labels not in measured:
+                        measured.add(labels)
+                        rows += _configuration(sessions, runners, export_dir, manifest, options,
+                                               sizes, threads, machine, peers or {})  # fmt: skip
                     if progress:
                         progress(1)
     finally:
@@ -174,14 +181,14 @@ def bench(
 
 def _configuration(
     sessions: dict, runners: list[Target], export_dir: Any, manifest: Manifest,
-    options: BenchOptions, batch: int, steps: int, threads: int, machine: Any,
+    options: BenchOptions, sizes: dict[str, int], threads: int, machine: Any,
     peers: Mapping[str, Callable[[Mapping[str, Any]], Any]],
 ) -> list[BenchRow]:  # fmt: skip
     signature = manifest.signature
-    # a model with a minimum length or a stride is measured at the next size it takes
-    steps = signature.fit({"batch": batch, "time": steps})["time"]
-    feeds = random_inputs(signature, {"batch": batch, "time": steps})
+    feeds = random_inputs(signature, sizes)
+    batch, steps = sizes["batch"], sizes["time"]
     floor = floor_ms(manifest.spec, batch, steps, machine) if manifest.spec and machine else None
+    labels = signature.labels(sizes)
     if options.chunks:
         calls = {r: stream_calls(s, feeds, batch, options.chunks) for r, s in sessions.items()}
     else:
@@ -194,7 +201,7 @@ def _configuration(
     owners = {series: sessions[r] for r, (series, _) in inner.items()}
     measured = interleaved(calls, repeats=options.repeats, warmup=options.warmup,
                            min_seconds=options.min_seconds, inner=inner)  # fmt: skip
-    common = dict(batch=batch, steps=steps, threads=threads, floor_ms=floor,
+    common = dict(batch=labels["batch"], steps=labels["time"], threads=threads, floor_ms=floor,
                   frame_rate=options.frame_rate)  # fmt: skip
     rows = []
     for chunk, by_runtime in measured.items():

@@ -16,16 +16,16 @@ from rnnx.runtimes.base import Session
 class BenchRow:
     runtime: str
     providers: str
-    batch: int
-    time: int
+    batch: int | None  # None: the model fixes this axis (core/signature.py: Signature.labels)
+    time: int | None
     threads: int
     chunk: int | None  # streaming chunk size; None: whole sequence per call
     p50_ms: float
     p90_ms: float
     p99_ms: float
     repeats: int
-    sequences_per_s: float
-    frames_per_s: float
+    sequences_per_s: float | None
+    frames_per_s: float | None
     ratio_to_eager: float | None
     floor_ms: float | None
     times_floor: float | None  # p50 / floor (1.0 would be the hardware limit)
@@ -37,8 +37,8 @@ class BenchRow:
         runtime: str,
         providers: str,
         *,
-        batch: int,
-        steps: int,
+        batch: int | None,
+        steps: int | None,
         threads: int,
         chunk: int | None,
         percentiles_ms: tuple[float, float, float],  # p50, p90, p99
@@ -50,6 +50,7 @@ class BenchRow:
         """The one place a row's derived columns are computed, for Python and C++ runtimes."""
         p50, p90, p99 = percentiles_ms
         frames = chunk or steps
+        per_s = 1e3 / p50
         # The floor is fp32 arithmetic over a whole sequence: it bounds no stream step, and no
         # reduced-precision model.
         reduced = "int8" in runtime or "@" in runtime  # onnxruntime:onnx-int8, openvino@bf16
@@ -57,7 +58,8 @@ class BenchRow:
         return cls(
             runtime=runtime, providers=providers, batch=batch, time=steps, threads=threads,
             chunk=chunk, p50_ms=p50, p90_ms=p90, p99_ms=p99, repeats=repeats,
-            sequences_per_s=batch / (p50 / 1e3), frames_per_s=batch * frames / (p50 / 1e3),
+            sequences_per_s=batch * per_s if batch else None,
+            frames_per_s=batch * frames * per_s if batch and frames else None,
             ratio_to_eager=p50 / eager_p50_ms if eager_p50_ms else None,
             floor_ms=floor, times_floor=p50 / floor if floor else None,
             real_time_factor=(p50 / 1e3) / (chunk / frame_rate) if chunk else None,

@@ -11,14 +11,14 @@ from rnnx.core.errors import RnnxError
 # (header, width, cell) of the printed table
 _COLUMNS: list[tuple[str, str, Callable[[BenchRow], str]]] = [
     ("runtime", "<18", lambda r: r.runtime),
-    ("batch", ">5", lambda r: str(r.batch)),
-    ("time", ">5", lambda r: str(r.time)),
+    ("batch", ">5", lambda r: _size(r.batch)),
+    ("time", ">5", lambda r: _size(r.time)),
     ("thr", ">3", lambda r: str(r.threads)),
     ("chunk", ">5", lambda r: str(r.chunk) if r.chunk else "-"),
     ("p50 ms", ">9", lambda r: f"{r.p50_ms:.3f}"),
     ("p90 ms", ">9", lambda r: f"{r.p90_ms:.3f}"),
     ("p99 ms", ">9", lambda r: f"{r.p99_ms:.3f}"),
-    ("frames/s", ">10", lambda r: f"{r.frames_per_s:.0f}"),
+    ("frames/s", ">10", lambda r: f"{r.frames_per_s:.0f}" if r.frames_per_s else "-"),
     (
         "vs eager",
         ">8",
@@ -28,6 +28,10 @@ _COLUMNS: list[tuple[str, str, Callable[[BenchRow], str]]] = [
     ("RTF", ">6", lambda r: f"{r.real_time_factor:.3f}" if r.real_time_factor is not None else "-"),
     ("providers", "<", lambda r: r.providers),
 ]
+
+
+def _size(size: int | None) -> str:
+    return "-" if size is None else str(size)  # None: an axis the model fixes
 
 
 def format_table(rows: Iterable[BenchRow]) -> str:
@@ -79,4 +83,4 @@ def plot(rows: Sequence[BenchRow], path: str | os.PathLike, title: str = "") -> 
 
 def _config_label(row: BenchRow) -> str:
     chunk = f" chunk {row.chunk}" if row.chunk else ""
-    return f"b{row.batch}×t{row.time}{chunk}\n{row.threads} thr"
+    return f"b{_size(row.batch)}×t{_size(row.time)}{chunk}\n{row.threads} thr"

@@ -140,6 +140,12 @@ class Signature:
     def fixed_shapes(self) -> bool:
         return all_fixed(t.dims for t in self.inputs)
 
+    def labels(self, sizes: Mapping[str, int]) -> dict[str, int | None]:
+        """`sizes` as a report names them: None for an axis no input has (a model written for
+        one shape fixes it), where a size would claim a batch or length that never ran."""
+        symbolic = {d for t in self.inputs for d in t.dims if isinstance(d, str)}
+        return {axis: size if axis in symbolic else None for axis, size in sizes.items()}
+
     def _check(self, source: str) -> None:
         inputs = {t.name: t for t in self.inputs}
         outputs = {t.name for t in self.outputs}
