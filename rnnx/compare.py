@@ -229,9 +229,8 @@ def _stream_checks(
     """
     signature = eager.signature
     fitted = signature.fit({"batch": STREAM_SIZE[0], "time": STREAM_SIZE[1]}, session.limits)
-    batch, time = fitted["batch"], fitted["time"]
-    feeds = random_inputs(signature, {"batch": batch, "time": time}, seed=options.seed + 99)
-    where = dict(batch=batch, time=time, initial_state="random")
+    feeds = random_inputs(signature, fitted, seed=options.seed + 99)
+    where = dict(**signature.labels(fitted), initial_state="random")
     expected, failure = _attempt(eager.run, feeds, artifact="eager", **where)
     if failure:
         return [failure]
